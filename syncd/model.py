@@ -1,0 +1,116 @@
+"""Value types shared by the pure core and the edges: provider kinds, specs, remote models, secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class Kind(StrEnum):
+    """How syncd talks to a provider (DESIGN §2)."""
+
+    OLLAMA = "ollama"
+    LMSTUDIO = "lmstudio"
+    LLAMACPP = "llamacpp"
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+
+
+class ModelKind(StrEnum):
+    CHAT = "chat"
+    EMBEDDING = "embedding"
+    OTHER = "other"
+
+
+class Secret:
+    """A credential that never shows itself in a repr, an f-string, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+_NO_HEADERS: Mapping[str, Secret] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """One custom provider block of one target, with `{env:}`/`{file:}` resolved in memory."""
+
+    id: str
+    base_url: str
+    npm: str | None = None
+    api_key: Secret | None = None
+    headers: Mapping[str, Secret] = field(default=_NO_HEADERS, repr=False)
+    kind: Kind | None = None  # forced by the settings; None = detect
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteModel:
+    """One model as a provider serves it, normalised (DESIGN §4.2). None means unknown."""
+
+    id: str
+    name: str | None = None
+    context: int | None = None
+    output: int | None = None
+    tool_call: bool | None = None
+    reasoning: bool | None = None
+    vision: bool | None = None
+    attachment: bool | None = None
+    input_modalities: tuple[str, ...] | None = None
+    output_modalities: tuple[str, ...] | None = None
+    kind: ModelKind | None = None  # None: nothing stated it (planning treats it as chat)
+    cost_in: float | None = None  # USD per million tokens
+    cost_out: float | None = None
+    digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A served model that syncd will not write, and why (suspicious ID, filtered, alias...)."""
+
+    id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What one provider served in one fetch."""
+
+    provider_id: str
+    kind: Kind
+    models: tuple[RemoteModel, ...]
+    suspicious: tuple[Skipped, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Time, size and concurrency bounds of one provider fetch (DESIGN §4.1)."""
+
+    connect: float = 3.0
+    read: float = 10.0
+    total: float = 30.0
+    max_body: int = 32 * 1024 * 1024
+    max_models: int = 5000
+    enrich_concurrency: int = 4

@@ -1,0 +1,62 @@
+"""Shared fixtures: every test runs in a throwaway home, and real peers are found or required."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+CORPUS = SHARED / "corpus" / "opencode-configs"
+IN_CI = bool(os.environ.get("CI"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point HOME, XDG_* and SYNCD_* at temp dirs so no test can touch the real home."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for var, sub in (
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_STATE_HOME", ".local/state"),
+        ("XDG_CACHE_HOME", ".cache"),
+    ):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv(var, str(home / sub))
+    for var in ("SYNCD_CONFIG", "SYNCD_STATE_DIR", "OPENCODE_CONFIG", "NOTIFY_SOCKET",
+                "WATCHDOG_USEC", "WATCHDOG_PID", "DBUS_SESSION_BUS_ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    yield home
+
+
+def _tool(env_var: str, fallback: str, what: str) -> str:
+    path = os.environ.get(env_var) or shutil.which(fallback)
+    if path and os.access(path, os.X_OK):
+        return path
+    msg = f"{what} not found: set {env_var} (bash .ci/run installs it)"
+    if IN_CI:
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def opencode_bin() -> str:
+    """The OpenCode binary (npm opencode-ai@1.18.33): the oracle. Required in CI."""
+    return _tool("SYNCD_OPENCODE_BIN", "opencode", "the OpenCode binary")
+
+
+@pytest.fixture(scope="session")
+def litellm_bin() -> str:
+    """The LiteLLM proxy's `litellm` command, from its own virtualenv. Required in CI."""
+    return _tool("SYNCD_LITELLM_BIN", "litellm", "the LiteLLM proxy")
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"corpus not found at {CORPUS}")
+    return CORPUS
