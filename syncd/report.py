@@ -1,0 +1,53 @@
+"""What one cycle did, per target and provider: the value the CLI prints and notifications read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from syncd.model import Skipped
+
+
+class Status(StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    SKIPPED = "skipped"  # disabled in the settings, or left out by --provider
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderReport:
+    """One provider of one target after one cycle (the `providers[]` items of DESIGN §5.2)."""
+
+    id: str
+    status: Status
+    kind: str | None = None
+    error: str | None = None  # one line, no secrets
+    error_label: str | None = None  # FetchError.label: unreachable, timeout, auth, ...
+    retry_after: float | None = None  # seconds, when the provider was rate-limited and said so
+    served: int = 0
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    withheld: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
+    tombstoned: tuple[str, ...] = ()  # managed entries found deleted by hand this cycle
+    suspicious: tuple[Skipped, ...] = ()  # served IDs refused as unsafe, with the reason
+    warnings: tuple[str, ...] = ()  # e.g. "served an empty list; nothing removed"
+    failures: int = 0  # consecutive failed fetches, this one included (0 when ok)
+    ms: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.updated)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetReport:
+    """One target after one cycle; `error` is set when the target itself could not be handled."""
+
+    path: str
+    changed: bool = False
+    error: str | None = None  # e.g. "/home/u/.config/opencode/opencode.json:12:5: expected ','"
+    providers: tuple[ProviderReport, ...] = field(default=())
+    diff: str = ""  # unified diff of the change (filled for --dry-run)
