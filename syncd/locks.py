@@ -1,0 +1,128 @@
+"""Cross-process advisory locks in the state dir: one writer per target, one daemon per state dir."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from syncd.errors import SyncdError, TargetError
+
+LOCKS_DIR = "locks"
+DAEMON_LOCK = "daemon.lock"
+_POLL = 0.02  # seconds between non-blocking tries; flock has no timed wait
+
+
+class LockTimeout(TargetError):
+    """Another process held a target's lock for longer than we were willing to wait."""
+
+    def __init__(self, path: str) -> None:
+        SyncdError.__init__(self, f"another syncd is writing {path}; try again")
+        self.path = path
+        self.msg = "another syncd is writing it; try again"
+
+
+def _private_dir(directory: Path) -> Path:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return directory
+
+
+def lock_file_for(target: Path, state_dir: Path) -> Path:
+    """The lock file of a target: named from a hash of its real path, so every link to it shares one."""
+    real = os.path.realpath(target)
+    digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    return state_dir / LOCKS_DIR / f"{digest}.lock"
+
+
+@contextlib.contextmanager
+def target_lock(target: Path, state_dir: Path, *, timeout: float = 10.0) -> Iterator[None]:
+    """Hold the exclusive write lock of `target`, waiting up to `timeout` seconds (LockTimeout).
+
+    flock locks belong to an open file description, so a second `target_lock` on the same
+    target inside one process also waits: do not nest them. The kernel drops the lock when the
+    holder dies, even by SIGKILL.
+    """
+    lock_path = lock_file_for(target, state_dir)
+    _private_dir(lock_path.parent)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(str(target)) from None
+                time.sleep(_POLL)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class DaemonLock:
+    """The held single-daemon lock; `release()` it on a clean stop (dying releases it too)."""
+
+    path: Path
+    fd: int
+    pid: int
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            os.ftruncate(self.fd, 0)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+    def __enter__(self) -> DaemonLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def acquire_daemon_lock(state_dir: Path) -> DaemonLock | None:
+    """Take the single-daemon lock without waiting; None when another process holds it.
+
+    The holder's pid is written into the file so `daemon_lock_holder` can name it.
+    """
+    path = _private_dir(state_dir) / DAEMON_LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    pid = os.getpid()
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{pid}\n".encode(), 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return DaemonLock(path=path, fd=fd, pid=pid)
+
+
+def daemon_lock_holder(state_dir: Path) -> int | None:
+    """The pid written by the last daemon to take the lock; call it after `acquire_daemon_lock` failed.
+
+    It does not probe the lock itself: a probe could make a daemon starting that very moment
+    believe another one runs.
+    """
+    try:
+        raw = (state_dir / DAEMON_LOCK).read_bytes()[:32]
+    except OSError:
+        return None
+    text = raw.decode("ascii", "replace").strip()
+    return int(text) if text.isdigit() else None
