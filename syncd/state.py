@@ -1,0 +1,302 @@
+"""Reads and atomically writes syncd's state file: what it manages, per target and provider."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypedDict, TypeVar
+
+from syncd import paths
+from syncd.errors import StateError
+
+_V = TypeVar("_V")
+_T = TypeVar("_T")
+
+VERSION = 1
+STATE_NAME = "state.json"
+
+# version N -> function turning a version-N document into a version-N+1 document
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+class ProviderStateJSON(TypedDict, total=False):
+    managed: dict[str, dict[str, Any]]
+    tombstones: list[str]
+    misses: dict[str, int]
+    kind: str | None
+    last_success: str | None
+    last_error: str | None
+    last_error_label: str | None
+    failures: int
+    served: int
+    served_ids: list[str]
+    whitelist: list[str] | None
+
+
+class TargetStateJSON(TypedDict, total=False):
+    providers: dict[str, ProviderStateJSON]
+    last_write_sha256: str | None
+    last_write_at: str | None
+
+
+class StateJSON(TypedDict):
+    version: int
+    targets: dict[str, TargetStateJSON]
+
+
+def _frozen(d: Mapping[str, _V] | None = None) -> Mapping[str, _V]:
+    return MappingProxyType(dict(d or {}))
+
+
+@dataclass(frozen=True)
+class ProviderState:
+    """One provider of one target. `managed` maps model ID to the entry syncd last wrote."""
+
+    managed: Mapping[str, Mapping[str, Any]] = field(default_factory=_frozen)
+    tombstones: frozenset[str] = frozenset()
+    misses: Mapping[str, int] = field(default_factory=_frozen)
+    kind: str | None = None
+    last_success: str | None = None  # ISO 8601
+    last_error: str | None = None
+    last_error_label: str | None = None
+    failures: int = 0
+    served: int = 0
+    served_ids: tuple[str, ...] = ()
+    # the whitelist syncd itself last wrote; None when the block's whitelist is not syncd's
+    whitelist: tuple[str, ...] | None = None
+
+    def succeeded(self, at: datetime) -> ProviderState:
+        return replace(self, last_success=at.isoformat(), last_error=None,
+                       last_error_label=None, failures=0)
+
+    def failed(self, reason: str, label: str) -> ProviderState:
+        return replace(self, last_error=reason, last_error_label=label,
+                       failures=self.failures + 1)
+
+
+@dataclass(frozen=True)
+class TargetState:
+    providers: Mapping[str, ProviderState] = field(default_factory=_frozen)
+    last_write_sha256: str | None = None
+    last_write_at: str | None = None
+
+
+@dataclass(frozen=True)
+class State:
+    """The whole state file in memory; every `with_*` returns a new State."""
+
+    targets: Mapping[str, TargetState] = field(default_factory=_frozen)
+    version: int = VERSION
+
+    def target(self, target: str | Path) -> TargetState:
+        return self.targets.get(target_key(target), TargetState())
+
+    def provider(self, target: str | Path, pid: str) -> ProviderState:
+        return self.target(target).providers.get(pid, ProviderState())
+
+    def with_target(self, target: str | Path, ts: TargetState) -> State:
+        return replace(self, targets=_frozen({**self.targets, target_key(target): ts}))
+
+    def with_provider(self, target: str | Path, pid: str, ps: ProviderState) -> State:
+        ts = self.target(target)
+        return self.with_target(target, replace(ts, providers=_frozen({**ts.providers, pid: ps})))
+
+    def without_provider(self, target: str | Path, pid: str) -> State:
+        ts = self.target(target)
+        rest = {k: v for k, v in ts.providers.items() if k != pid}
+        return self.with_target(target, replace(ts, providers=_frozen(rest)))
+
+    def with_write(self, target: str | Path, sha256: str, at: datetime) -> State:
+        ts = replace(self.target(target), last_write_sha256=sha256, last_write_at=at.isoformat())
+        return self.with_target(target, ts)
+
+
+def target_key(target: str | Path) -> str:
+    """The key of a target: its absolute real path (a symlinked config is keyed by its file)."""
+    return os.path.realpath(os.path.expanduser(os.fspath(target)))
+
+
+def state_file() -> Path:
+    return paths.state_dir() / STATE_NAME
+
+
+# --- (de)serialisation ------------------------------------------------------------------------
+
+
+def _provider_to_json(ps: ProviderState) -> ProviderStateJSON:
+    return {
+        "managed": {k: copy.deepcopy(dict(v)) for k, v in sorted(ps.managed.items())},
+        "tombstones": sorted(ps.tombstones),
+        "misses": dict(sorted(ps.misses.items())),
+        "kind": ps.kind,
+        "last_success": ps.last_success,
+        "last_error": ps.last_error,
+        "last_error_label": ps.last_error_label,
+        "failures": ps.failures,
+        "served": ps.served,
+        "served_ids": list(ps.served_ids),
+        "whitelist": list(ps.whitelist) if ps.whitelist is not None else None,
+    }
+
+
+def to_json(state: State) -> StateJSON:
+    return {
+        "version": state.version,
+        "targets": {
+            path: {
+                "providers": {pid: _provider_to_json(ps)
+                              for pid, ps in sorted(ts.providers.items())},
+                "last_write_sha256": ts.last_write_sha256,
+                "last_write_at": ts.last_write_at,
+            }
+            for path, ts in sorted(state.targets.items())
+        },
+    }
+
+
+def _want(value: object, typ: type[_T], what: str) -> _T:
+    if not isinstance(value, typ) or (isinstance(value, bool) and typ is int):
+        raise ValueError(f"{what} has the wrong type")
+    return value
+
+
+def _opt_str(value: object, what: str) -> str | None:
+    return None if value is None else _want(value, str, what)
+
+
+def _str_list(value: object, what: str) -> list[str]:
+    return [_want(v, str, what) for v in _want(value, list, what)]
+
+
+def _provider_from_json(raw: object, where: str) -> ProviderState:
+    d: dict[str, Any] = _want(raw, dict, where)
+    managed = _want(d.get("managed", {}), dict, f"{where}.managed")
+    for mid, entry in managed.items():
+        _want(entry, dict, f"{where}.managed.{mid}")
+    misses = _want(d.get("misses", {}), dict, f"{where}.misses")
+    for mid, n in misses.items():
+        _want(n, int, f"{where}.misses.{mid}")
+    wl = d.get("whitelist")
+    return ProviderState(
+        managed=_frozen(managed),
+        tombstones=frozenset(_str_list(d.get("tombstones", []), f"{where}.tombstones")),
+        misses=_frozen(misses),
+        kind=_opt_str(d.get("kind"), f"{where}.kind"),
+        last_success=_opt_str(d.get("last_success"), f"{where}.last_success"),
+        last_error=_opt_str(d.get("last_error"), f"{where}.last_error"),
+        last_error_label=_opt_str(d.get("last_error_label"), f"{where}.last_error_label"),
+        failures=_want(d.get("failures", 0), int, f"{where}.failures"),
+        served=_want(d.get("served", 0), int, f"{where}.served"),
+        served_ids=tuple(_str_list(d.get("served_ids", []), f"{where}.served_ids")),
+        whitelist=None if wl is None else tuple(_str_list(wl, f"{where}.whitelist")),
+    )
+
+
+def from_json(doc: Mapping[str, Any]) -> State:
+    """A State from a current-version document; ValueError when its shape is wrong."""
+    targets: dict[str, TargetState] = {}
+    for path, raw in _want(doc.get("targets", {}), dict, "targets").items():
+        t: dict[str, Any] = _want(raw, dict, f"targets[{path}]")
+        provs = _want(t.get("providers", {}), dict, f"targets[{path}].providers")
+        targets[path] = TargetState(
+            providers=_frozen({pid: _provider_from_json(p, f"{path}: {pid}")
+                               for pid, p in provs.items()}),
+            last_write_sha256=_opt_str(t.get("last_write_sha256"), "last_write_sha256"),
+            last_write_at=_opt_str(t.get("last_write_at"), "last_write_at"),
+        )
+    return State(targets=_frozen(targets))
+
+
+def _migrate(doc: dict[str, Any], path: Path) -> dict[str, Any]:
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise StateError(f"{path}: no valid schema version; {_ASIDE.format(path=path)}")
+    if version > VERSION:
+        raise StateError(f"{path} was written by a newer syncd (schema {version}, this syncd "
+                         f"knows {VERSION}): upgrade syncd, or {_ASIDE.format(path=path)}")
+    while version < VERSION:
+        doc = MIGRATIONS[version](doc)
+        version += 1
+        doc["version"] = version
+    return doc
+
+
+_ASIDE = ("syncd will not overwrite it: move it aside to start fresh "
+          "(mv {path} {path}.corrupt; syncd forgets which models it added)")
+
+
+def load_state(path: Path | None = None) -> State:
+    """The state in `path` (default: state_dir()/state.json); empty when the file is missing."""
+    path = path or state_file()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return State()
+    except OSError as e:
+        raise StateError(f"{path}: cannot read the state file: {e.strerror or e}") from None
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise StateError(f"{path} is corrupt ({str(e).splitlines()[0]}); "
+                         f"{_ASIDE.format(path=path)}") from None
+    if not isinstance(doc, dict):
+        raise StateError(f"{path} is corrupt (not an object); {_ASIDE.format(path=path)}")
+    doc = _migrate(doc, path)
+    try:
+        return from_json(doc)
+    except ValueError as e:
+        raise StateError(f"{path} is corrupt ({e}); {_ASIDE.format(path=path)}") from None
+
+
+def save_state(state: State, path: Path | None = None) -> None:
+    """Write atomically: temp file in the same dir, fsync, replace, fsync the dir; mode 0600."""
+    path = path or state_file()
+    data = json.dumps(to_json(state), indent=1, ensure_ascii=False).encode() + b"\n"
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise StateError(f"{path}: cannot write the state file: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:  # mkstemp creates it 0600
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise StateError(f"{path}: cannot write the state file: {e.strerror or e}") from None
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # some filesystems cannot fsync a directory
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def quarantine(path: Path | None = None) -> Path:
+    """Move a state file aside as `state.json.corrupt-<n>` (first free n); returns the new path."""
+    path = path or state_file()
+    n = 1
+    while (dest := path.with_name(f"{path.name}.corrupt-{n}")).exists():
+        n += 1
+    try:
+        os.rename(path, dest)
+    except OSError as e:
+        raise StateError(f"{path}: cannot move the state file aside: {e.strerror or e}") from None
+    return dest
