@@ -1,4 +1,4 @@
-"""Cross-process advisory locks in the state dir: one writer per target, one daemon per state dir."""
+"""Cross-process advisory locks in the state dir: one writer per target, one daemon per state."""
 
 from __future__ import annotations
 
@@ -27,13 +27,20 @@ class LockTimeout(TargetError):
         self.msg = "another syncd is writing it; try again"
 
 
-def _private_dir(directory: Path) -> Path:
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+def private_dir(directory: Path) -> Path:
+    """Create `directory` and its missing parents, each with mode 0700."""
+    missing = []
+    probe = directory
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
     return directory
 
 
 def lock_file_for(target: Path, state_dir: Path) -> Path:
-    """The lock file of a target: named from a hash of its real path, so every link to it shares one."""
+    """A target's lock file, named from a hash of its real path: every link to it shares one."""
     real = os.path.realpath(target)
     digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:24]
     return state_dir / LOCKS_DIR / f"{digest}.lock"
@@ -48,7 +55,7 @@ def target_lock(target: Path, state_dir: Path, *, timeout: float = 10.0) -> Iter
     holder dies, even by SIGKILL.
     """
     lock_path = lock_file_for(target, state_dir)
-    _private_dir(lock_path.parent)
+    private_dir(lock_path.parent)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         deadline = time.monotonic() + max(timeout, 0.0)
@@ -94,7 +101,7 @@ def acquire_daemon_lock(state_dir: Path) -> DaemonLock | None:
 
     The holder's pid is written into the file so `daemon_lock_holder` can name it.
     """
-    path = _private_dir(state_dir) / DAEMON_LOCK
+    path = private_dir(state_dir) / DAEMON_LOCK
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -115,7 +122,7 @@ def acquire_daemon_lock(state_dir: Path) -> DaemonLock | None:
 
 
 def daemon_lock_holder(state_dir: Path) -> int | None:
-    """The pid written by the last daemon to take the lock; call it after `acquire_daemon_lock` failed.
+    """The pid written by the last daemon to take the lock; ask after `acquire_daemon_lock` failed.
 
     It does not probe the lock itself: a probe could make a daemon starting that very moment
     believe another one runs.

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from syncd.errors import TargetError
-from syncd.locks import target_lock
+from syncd.locks import private_dir, target_lock
 
 NEW_TARGET_MODE = 0o644
 BACKUPS_DIR = "backups"
@@ -113,7 +113,9 @@ def _temp_name(name: str) -> str:
     return f".{name}{_TEMP_MARK}{secrets.token_hex(6)}{_TEMP_SUFFIX}"
 
 
-def _write_temp(directory: Path, name: str, data: bytes, mode: int, owner: os.stat_result | None) -> Path:
+def _write_temp(
+    directory: Path, name: str, data: bytes, mode: int, owner: os.stat_result | None
+) -> Path:
     """Write `data` to a fresh temp file in `directory` and fsync it; on any error remove it."""
     tmp = directory / _temp_name(name)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -139,7 +141,7 @@ def _write_temp(directory: Path, name: str, data: bytes, mode: int, owner: os.st
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int) -> None:
-    """Replace `path` (its real path) with `data`: temp beside it, fsync, os.replace, fsync the folder.
+    """Replace `path` (its real path) by `data`: temp beside it, fsync, replace, fsync the folder.
 
     For syncd's own files. Raises OSError (callers translate it into their error kind); the temp
     file never outlives a failure.
@@ -181,9 +183,7 @@ def backup_dir_for(real_path: Path, state_dir: Path) -> Path:
 
 
 def _backup(real: Path, data: bytes, state_dir: Path) -> Path:
-    directory = backup_dir_for(real, state_dir)
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
+    directory = private_dir(backup_dir_for(real, state_dir))
     ext = real.suffix.lstrip(".") or "bak"
     # Names sort in time order (rotation relies on it): on a clash, step one microsecond on.
     stamp = datetime.now(UTC)
@@ -210,12 +210,12 @@ def _rotate_backups(directory: Path, keep: int) -> None:
 
 
 def _read_only_reason(snap: Snapshot) -> str | None:
-    """Why the target cannot be replaced, judged from permission bits too: root ignores them, but
-    a file chmod 0444 (or a home-manager link into /nix/store) says "leave me alone" to root as well."""
+    """Why the target cannot be replaced, judged from permission bits too: root ignores them,
+    but a file chmod 0444 (or a home-manager link into /nix/store) means "leave me alone" to
+    root as well."""
     real = snap.real_path
-    if snap.exists:
-        if not snap.mode & stat.S_IWUSR or not os.access(real, os.W_OK):
-            return f"{real} has mode {snap.mode:04o}"
+    if snap.exists and (not snap.mode & stat.S_IWUSR or not os.access(real, os.W_OK)):
+        return f"{real} has mode {snap.mode:04o}"
     directory = real.parent
     try:
         dir_mode = stat.S_IMODE(directory.stat().st_mode)
@@ -264,7 +264,8 @@ def write_target(
             try:
                 data = new_text.encode("utf-8")
             except UnicodeEncodeError:
-                raise TargetError(str(path), "the new text is not valid UTF-8; nothing written") from None
+                msg = "the new text is not valid UTF-8; nothing written"
+                raise TargetError(str(path), msg) from None
             outcome = _swap(path, snap, data, state_dir, create_mode)
             if isinstance(outcome, Snapshot):
                 if attempts > retries:
@@ -282,7 +283,7 @@ def write_target(
 def _swap(
     path: Path, snap: Snapshot, data: bytes, state_dir: Path, create_mode: int
 ) -> Snapshot | Path | None:
-    """One replace attempt: the new Snapshot when the file moved under us, else the backup (if any)."""
+    """One replace attempt: a new Snapshot when the file moved under us, else the backup if any."""
     real = snap.real_path
     reason = _read_only_reason(snap)
     if reason is not None:

@@ -1,4 +1,4 @@
-"""The write edge: no-op writes touch nothing, replaces are atomic, locked, compare-and-swap, backed up."""
+"""The write edge: no-ops touch nothing; writes are atomic, locked, compare-and-swap, backed up."""
 
 from __future__ import annotations
 
@@ -74,7 +74,8 @@ def test_write_replaces_text_reports_hash_and_backs_up_old_bytes(target: Path, s
     assert result.backup.parent == backup_dir_for(target.resolve(), state)
     assert result.backup.suffix == ".jsonc"
     assert stat.S_IMODE(result.backup.stat().st_mode) == 0o600
-    assert stat.S_IMODE(result.backup.parent.stat().st_mode) == 0o700
+    for folder in (state, state / "backups", result.backup.parent, state / "locks"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
     assert temps(target.parent) == []
 
 
@@ -84,7 +85,7 @@ def test_mode_bits_are_kept(target: Path, state: Path) -> None:
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
 
 
-def test_new_target_is_created_with_mode_0644_regardless_of_umask(tmp_path: Path, state: Path) -> None:
+def test_new_target_gets_mode_0644_whatever_the_umask(tmp_path: Path, state: Path) -> None:
     path = tmp_path / "opencode.json"
     old_umask = os.umask(0o077)
     try:
@@ -101,7 +102,9 @@ def test_missing_target_reads_as_absent(tmp_path: Path) -> None:
     assert not snap.exists and snap.text == "" and snap.data == b""
 
 
-def test_symlinked_target_stays_a_link_and_the_real_file_changes(tmp_path: Path, state: Path) -> None:
+def test_symlinked_target_stays_a_link_and_its_real_file_changes(
+    tmp_path: Path, state: Path
+) -> None:
     dotfiles = tmp_path / "dotfiles" / "opencode"
     dotfiles.mkdir(parents=True)
     real = dotfiles / "opencode.jsonc"
