@@ -331,3 +331,10 @@ def test_sigkill_mid_write_leaves_old_or_new_text_never_a_mix(tmp_path: Path, st
     result = write_target(target, lambda t: text_a if t == text_b else text_b, state_dir=state)
     assert result.backup is not None and temps(result.backup.parent) == []
     print(f"temp files left by 50 kills: {left_behind}")
+
+
+def test_target_in_a_missing_folder_is_a_target_error(tmp_path: Path, state: Path) -> None:
+    path = tmp_path / "no-such-folder" / "opencode.json"
+    with pytest.raises(TargetError, match="folder does not exist"):
+        write_target(path, lambda t: "{}\n", state_dir=state)
+    assert not path.parent.exists()
