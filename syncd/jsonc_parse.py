@@ -1,0 +1,287 @@
+"""Parse JSONC exactly as OpenCode accepts it, into plain data or into a tree of spans for editing."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from syncd.errors import SyncdError
+
+BOM = "\ufeff"
+
+# Trivia (whitespace and comments) is consumed in front of every token, so the parser only ever
+# sees significant tokens; the editor re-reads trivia locally from the text when it needs it.
+_TOKEN = re.compile(
+    r"""(?:[ \t\n\r]+|//[^\n\r]*|/\*.*?\*/)*
+    (?:
+      ([{}\[\]:,])                                                   # 1 punctuation
+    | ("(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*")      # 2 string
+    | (-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)          # 3 number
+    | (true|false|null)(?![A-Za-z0-9_$])                             # 4 keyword
+    | (/\*)                                                          # 5 unterminated comment
+    | (.)                                                            # 6 anything else
+    | \Z                                                             # end of text
+    )""",
+    re.S | re.X,
+)
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_KEYWORDS: dict[str, Any] = {"true": True, "false": False, "null": None}
+_EOF = 0
+_PUNCT, _STR, _NUM, _KW, _OPEN_COMMENT, _BAD = 1, 2, 3, 4, 5, 6
+
+
+class JsoncError(SyncdError):
+    """Text that is not valid JSONC; `line` and `col` are 1-based and point at the offending token."""
+
+    def __init__(self, line: int, col: int, msg: str, offset: int = 0) -> None:
+        super().__init__(f"{line}:{col}: {msg}")
+        self.line = line
+        self.col = col
+        self.msg = msg
+        self.offset = offset
+
+
+def position(text: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of `offset`; `\\r\\n`, `\\r` and `\\n` each end one line; a BOM is not a column."""
+    line, start = 1, 0
+    for m in _LINE_BREAK.finditer(text, 0, offset):
+        line, start = line + 1, m.end()
+    col = offset - start + 1
+    if line == 1 and text.startswith(BOM) and offset > 0:
+        col -= 1
+    return line, col
+
+
+def _error(text: str, offset: int, msg: str) -> JsoncError:
+    line, col = position(text, offset)
+    return JsoncError(line, col, msg, offset)
+
+
+class Node:
+    """A value with its span [start, end); containers keep their entries, scalars their value."""
+
+    __slots__ = ("kind", "start", "end", "entries", "index", "value")
+
+    def __init__(self, kind: str, start: int) -> None:
+        self.kind = kind  # "object", "array" or "scalar"
+        self.start = start
+        self.end = start
+        self.entries: list[Entry] = []
+        self.index: dict[str, int] = {}
+        self.value: Any = None
+
+
+class Entry:
+    """One object member or array element: `start` is the key's (or element's) start, `comma` the
+    offset of the comma that follows it, or -1."""
+
+    __slots__ = ("key", "start", "node", "comma")
+
+    def __init__(self, key: str | None, start: int, node: Node) -> None:
+        self.key = key
+        self.start = start
+        self.node = node
+        self.comma = -1
+
+    @property
+    def end(self) -> int:
+        return self.node.end
+
+
+def _describe(text: str, kind: int, start: int, end: int) -> str:
+    if kind == _EOF:
+        return "end of text"
+    tok = text[start:end]
+    if len(tok) > 20:
+        tok = tok[:17] + "..."
+    return repr(tok)
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.toks: list[tuple[int, int, int]] = []
+        start = 1 if text.startswith(BOM) else 0
+        for m in _TOKEN.finditer(text, start):
+            k = m.lastindex or _EOF
+            self.toks.append((k, m.start(k) if k else m.end(), m.end()))
+            if k in (_EOF, _OPEN_COMMENT, _BAD):
+                break
+        self.i = 0
+
+    def fail(self, tok: tuple[int, int, int], expected: str) -> JsoncError:
+        kind, start, end = tok
+        text = self.text
+        if kind == _OPEN_COMMENT:
+            return _error(text, start, "unterminated /* comment")
+        if kind == _BAD and text[start] == '"':
+            return _error(text, start, "unterminated string, or a control character or bad escape in it")
+        if kind == _BAD and text[start] == "'":
+            return _error(text, start, f"expected {expected}, found ' (single quotes are not JSON)")
+        return _error(text, start, f"expected {expected}, found {_describe(text, kind, start, end)}")
+
+    def document(self) -> Node:
+        if self.toks[0][0] == _EOF:
+            raise _error(self.text, self.toks[0][1], "empty document: expected a value")
+        node = self.value()
+        tok = self.toks[self.i]
+        if tok[0] != _EOF:
+            raise self.fail(tok, "end of text after the document's value")
+        return node
+
+    def value(self) -> Node:
+        tok = self.toks[self.i]
+        kind, start, end = tok
+        text = self.text
+        if kind == _PUNCT:
+            ch = text[start]
+            if ch == "{":
+                return self.obj(start)
+            if ch == "[":
+                return self.arr(start)
+            raise self.fail(tok, "a value")
+        node = Node("scalar", start)
+        node.end = end
+        if kind == _STR:
+            raw = text[start + 1 : end - 1]
+            node.value = json.loads(text[start:end]) if "\\" in raw else raw
+        elif kind == _NUM:
+            raw = text[start:end]
+            try:
+                node.value = float(raw) if ("." in raw or "e" in raw or "E" in raw) else int(raw)
+            except ValueError as exc:  # more digits than Python's int limit
+                raise _error(text, start, f"number too long: {exc}") from None
+        elif kind == _KW:
+            node.value = _KEYWORDS[text[start:end]]
+        else:
+            raise self.fail(tok, "a value")
+        self.i += 1
+        return node
+
+    def obj(self, start: int) -> Node:
+        node = Node("object", start)
+        data: dict[str, Any] = {}
+        toks, text = self.toks, self.text
+        self.i += 1
+        while True:
+            tok = toks[self.i]
+            kind, ks, ke = tok
+            if kind == _PUNCT and text[ks] == "}":
+                break
+            if kind != _STR:
+                raise self.fail(tok, "a string key or '}'")
+            raw = text[ks + 1 : ke - 1]
+            key = json.loads(text[ks:ke]) if "\\" in raw else raw
+            if key in data:
+                raise _error(text, ks, f"duplicate key {text[ks:ke]} in one object")
+            self.i += 1
+            tok = toks[self.i]
+            if tok[0] != _PUNCT or text[tok[1]] != ":":
+                raise self.fail(tok, f"':' after the key {text[ks:ke]}")
+            self.i += 1
+            child = self.value()
+            entry = Entry(key, ks, child)
+            node.index[key] = len(node.entries)
+            node.entries.append(entry)
+            data[key] = child.value
+            tok = toks[self.i]
+            if tok[0] == _PUNCT and text[tok[1]] == ",":
+                entry.comma = tok[1]
+                self.i += 1
+            elif tok[0] == _PUNCT and text[tok[1]] == "}":
+                break
+            else:
+                raise self.fail(tok, "',' or '}' after an object member")
+        node.end = toks[self.i][2]
+        node.value = data
+        self.i += 1
+        return node
+
+    def arr(self, start: int) -> Node:
+        node = Node("array", start)
+        data: list[Any] = []
+        toks, text = self.toks, self.text
+        self.i += 1
+        while True:
+            tok = toks[self.i]
+            if tok[0] == _PUNCT and text[tok[1]] == "]":
+                break
+            child = self.value()
+            entry = Entry(None, child.start, child)
+            node.entries.append(entry)
+            data.append(child.value)
+            tok = toks[self.i]
+            if tok[0] == _PUNCT and text[tok[1]] == ",":
+                entry.comma = tok[1]
+                self.i += 1
+            elif tok[0] == _PUNCT and text[tok[1]] == "]":
+                break
+            else:
+                raise self.fail(tok, "',' or ']' after an array element")
+        node.end = toks[self.i][2]
+        node.value = data
+        self.i += 1
+        return node
+
+
+def parse_tree(text: str) -> Node:
+    """The document's root node with spans (absolute offsets into `text`, BOM included)."""
+    try:
+        return _Parser(text).document()
+    except RecursionError:
+        raise JsoncError(1, 1, "nesting too deep") from None
+
+
+# Fast path: blank out comments (keeping strings intact), drop trailing commas that follow a value,
+# then let the C json decoder do the work. Anything it rejects is re-parsed by _Parser, which is the
+# authority and produces the error message.
+# Strings may span lines here so that a raw newline inside one stays inside it (and json rejects it).
+_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|//[^\n\r]*|/\*.*?\*/', re.S)
+_TRAILING_COMMA_OR_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|,(?=[ \t\n\r]*[}\]])', re.S)
+_VALUE_END = frozenset('"0123456789el}]')
+
+
+def _blank_comment(m: re.Match[str]) -> str:
+    s = m.group()
+    return s if s[0] == '"' else " " * len(s)
+
+
+def _drop_trailing_comma(m: re.Match[str]) -> str:
+    s = m.group()
+    if s != ",":
+        return s
+    text, i = m.string, m.start() - 1
+    while i >= 0 and text[i] in " \t\r\n":
+        i -= 1
+    # a comma right after '[', '{', ',' or ':' is an error, so leave it for json to reject
+    return " " if i >= 0 and text[i] in _VALUE_END else s
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        raise ValueError("duplicate key")
+    return d
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique, parse_constant=_no_constants)
+
+
+def parse(text: str) -> Any:
+    """The data of a JSONC document: dicts in file order, lists, str, int, float, bool, None."""
+    body = text[1:] if text.startswith(BOM) else text
+    fast = body
+    if "/" in fast:
+        fast = _COMMENT_OR_STRING.sub(_blank_comment, fast)
+    if "," in fast:
+        fast = _TRAILING_COMMA_OR_STRING.sub(_drop_trailing_comma, fast)
+    try:
+        return _DECODER.decode(fast)
+    except (ValueError, RecursionError):
+        pass
+    return parse_tree(text).value
