@@ -315,8 +315,8 @@ class RateLimiter:
     - "recovered"/"valid again" pass only when the matching "unreachable"/"invalid" was sent:
       the user never hears "back" about a failure they were not told of.
     - Flapping: an "unreachable" within `window` of a sent "recovered" is held back. If the
-      provider recovers again before the window ends both are dropped; otherwise `due()` releases
-      it once the window is over, so a provider that stays down is still reported.
+      provider recovers again before the window ends both are dropped and the window starts over;
+      otherwise `due()` releases it once the window is over, so one that stays down is reported.
     """
 
     window: float = RATE_WINDOW
@@ -335,7 +335,8 @@ class RateLimiter:
         where = (event.target, event.provider)
         last = self._state.get(where)
         if event.type in _PAIRS:
-            self._held.pop(where, None)  # a held failure that healed was only a flap
+            if self._held.pop(where, None) and last:
+                self._state[where] = (last[0], now)  # it flapped again: the window starts over
             if last is None or last[0] is not _PAIRS[event.type]:
                 return False
             self._state[where] = (event.type, now)
