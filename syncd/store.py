@@ -243,41 +243,59 @@ def write_target(
     keep_backups: int = 20,
     create_mode: int = NEW_TARGET_MODE,
     lock_timeout: float = 10.0,
+    after: Callable[[WriteResult], None] | None = None,
 ) -> WriteResult:
     """Apply `transform` (old text → new text, or None for "nothing to do") to a target, safely.
 
     `transform` may run more than once: when the file changes between the read and the replace
     it is called again on the new text, at most `retries` more times. Its exceptions propagate
     and leave nothing behind. Failures to write are TargetError with a one-line reason; the
-    target is then exactly as it was.
+    target is then exactly as it was. `after` runs with the result while the target lock is still
+    held, so that what syncd records about its write (the state file) cannot interleave with
+    another syncd's write of the same target.
     """
     real = _real(path)
     with target_lock(real, state_dir, timeout=lock_timeout):
-        clean_stale_temps(real.parent, real.name)
-        snap = read_target(path)
-        attempts = 0
-        while True:
-            attempts += 1
-            new_text = transform(snap.text)
-            if new_text is None or new_text == snap.text:
-                return WriteResult(False, snap.sha256, snap.text, snap.text, None, attempts)
-            try:
-                data = new_text.encode("utf-8")
-            except UnicodeEncodeError:
-                msg = "the new text is not valid UTF-8; nothing written"
-                raise TargetError(str(path), msg) from None
-            outcome = _swap(path, snap, data, state_dir, create_mode)
-            if isinstance(outcome, Snapshot):
-                if attempts > retries:
-                    raise TargetError(
-                        str(path), f"changed while syncing ({attempts} tries); will retry"
-                    )
-                snap = outcome
-                continue
-            if outcome is not None:
-                with contextlib.suppress(OSError):
-                    _rotate_backups(outcome.parent, keep_backups)
-            return WriteResult(True, sha256_bytes(data), snap.text, new_text, outcome, attempts)
+        result = _write_locked(path, real, transform, state_dir, retries, keep_backups, create_mode)
+        if after is not None:
+            after(result)
+        return result
+
+
+def _write_locked(
+    path: Path,
+    real: Path,
+    transform: Callable[[str], str | None],
+    state_dir: Path,
+    retries: int,
+    keep_backups: int,
+    create_mode: int,
+) -> WriteResult:
+    clean_stale_temps(real.parent, real.name)
+    snap = read_target(path)
+    attempts = 0
+    while True:
+        attempts += 1
+        new_text = transform(snap.text)
+        if new_text is None or new_text == snap.text:
+            return WriteResult(False, snap.sha256, snap.text, snap.text, None, attempts)
+        try:
+            data = new_text.encode("utf-8")
+        except UnicodeEncodeError:
+            msg = "the new text is not valid UTF-8; nothing written"
+            raise TargetError(str(path), msg) from None
+        outcome = _swap(path, snap, data, state_dir, create_mode)
+        if isinstance(outcome, Snapshot):
+            if attempts > retries:
+                raise TargetError(
+                    str(path), f"changed while syncing ({attempts} tries); will retry"
+                )
+            snap = outcome
+            continue
+        if outcome is not None:
+            with contextlib.suppress(OSError):
+                _rotate_backups(outcome.parent, keep_backups)
+        return WriteResult(True, sha256_bytes(data), snap.text, new_text, outcome, attempts)
 
 
 def _swap(
