@@ -68,9 +68,13 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 
 def _systemd_word(path: str) -> str:
-    """Quote a path for ExecStart: systemd expands %specifiers and $VARS and splits on spaces."""
-    word = path.replace("%", "%%").replace("$", "$$")
-    if re.search(r'[\s"\'\\;]', word):
+    """Quote a path for ExecStart's program word: systemd expands %specifiers and splits on spaces.
+
+    `$` needs no escaping there: systemd substitutes variables in the arguments, not the program
+    (systemd-analyze verify agrees; `$$` would be taken literally).
+    """
+    word = path.replace("%", "%%")
+    if re.search(r"[\s\"'\\;]", word):
         word = '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return word
 

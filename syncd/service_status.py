@@ -78,7 +78,7 @@ def _program(manager: Manager, text: str) -> str | None:
         if not match:
             return None
         try:
-            words = shlex.split(match.group(1).replace("%%", "%").replace("$$", "$"))
+            words = shlex.split(match.group(1).replace("%%", "%"))
         except ValueError:
             return None
         return words[0].lstrip("@-:+!") if words else None
