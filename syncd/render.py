@@ -22,7 +22,7 @@ _SMALL_NUMBER = re.compile(r"^\d{1,2}$")
 
 
 def unsafe_text(text: str) -> str | None:
-    """Why `text` must not be written as a model ID or name (DESIGN §4.6), or None when it is fine."""
+    """Why `text` must not be written as a model ID or name (DESIGN §4.6); None if it may."""
     if not text:
         return "empty"
     if len(text) > MAX_TEXT:
