@@ -194,10 +194,11 @@ def _one_line(result: subprocess.CompletedProcess[str]) -> str:
 
 def unreachable(result: subprocess.CompletedProcess[str]) -> str | None:
     """The manager's message when a command failed because there is no service manager to ask."""
-    message = _one_line(result)
-    if result.returncode == 127 or any(m in message.lower() for m in _UNAVAILABLE):
-        return message
-    return None
+    if result.returncode == 127:
+        return _one_line(result)
+    # systemctl may first do the file part offline ("Created symlink ...") and only then fail
+    lines = f"{result.stderr or ''}\n{result.stdout or ''}".splitlines()
+    return next((ln.strip() for ln in lines if any(m in ln.lower() for m in _UNAVAILABLE)), None)
 
 
 def call(runner: Runner, argv: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
@@ -302,13 +303,16 @@ def format_outcome(outcome: ServiceOutcome) -> str:
         return "\n".join(lines)
     if outcome.unavailable:
         tool = "systemctl --user" if plan.manager is Manager.SYSTEMD else "launchctl"
+        installing = plan.action is Action.INSTALL
         lines += [
             f"warning: {tool} cannot reach a service manager here ({outcome.unavailable}); "
             "usual in a container or an ssh session without a login session.",
-            "The file is in place. Where a service manager runs, finish with:",
+            f"The file is {'in place' if installing else 'removed'}. Where a service manager "
+            "runs, finish with:",
             *(f"  {shlex.join(argv)}" for argv in outcome.pending),
-            "or run `syncd run` in the foreground.",
         ]
+        if installing:
+            lines.append("or run `syncd run` in the foreground.")
     else:
         done = "installed and started" if plan.action is Action.INSTALL else "removed"
         lines.append(f"syncd {_what(plan)} {done}.")

@@ -296,6 +296,17 @@ def test_install_without_a_user_manager_writes_the_unit_and_warns(
     assert "  systemctl --user enable --now syncd.service" in text
 
 
+def test_install_without_a_user_manager_after_systemctl_did_the_file_part(
+    isolated_home: Path, stub: Stub
+) -> None:
+    """Real systemctl 252 in a container: enable links the unit offline, then fails to start it."""
+    link = "Created symlink /x/default.target.wants/syncd.service -> /x/syncd.service.\n"
+    stub.answer(enable=(1, "", link + NO_BUS + "\n"), **{"daemon-reload": (1, "", NO_BUS)})
+    outcome = service.apply(service.plan_install(platform="linux", home=isolated_home))
+    assert outcome.ok and outcome.unavailable == NO_BUS
+    assert outcome.pending[-1] == ("systemctl", "--user", "enable", "--now", UNIT_NAME)
+
+
 def test_install_without_systemctl_at_all_warns(
     isolated_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -328,6 +339,24 @@ def test_uninstall_disables_and_removes_the_unit(isolated_home: Path, stub: Stub
     ]
     assert not plan.unit_path.exists() and not wants.is_symlink()
     assert "removed" in service.format_outcome(outcome)
+
+
+def test_uninstall_without_a_user_manager_still_removes_the_files(
+    isolated_home: Path, stub: Stub
+) -> None:
+    plan = service.plan_install(platform="linux", home=isolated_home)
+    service.apply(plan)
+    wants = plan.unit_path.parent / "default.target.wants" / UNIT_NAME
+    wants.parent.mkdir()
+    wants.symlink_to(plan.unit_path)
+    stub.answer(**{"*": (1, "", NO_BUS + "\n")})
+    outcome = service.apply(service.plan_uninstall(platform="linux", home=isolated_home))
+    assert outcome.ok and outcome.unavailable == NO_BUS
+    assert not plan.unit_path.exists() and not wants.is_symlink()
+    text = service.format_outcome(outcome)
+    assert (
+        "The file is removed" in text and "  systemctl --user disable --now syncd.service" in text
+    )
 
 
 def test_uninstall_when_not_installed_does_nothing(isolated_home: Path, stub: Stub) -> None:
