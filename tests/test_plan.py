@@ -1,4 +1,4 @@
-"""The planner, one rule per test, plus hypothesis properties over random files, states and fetches."""
+"""The planner: one test per rule, plus hypothesis properties over random files and fetches."""
 
 from __future__ import annotations
 
@@ -96,7 +96,8 @@ def test_include_and_exclude_globs_filter_ids() -> None:
 
 
 def test_digest_aliases_keep_the_tag_that_is_not_latest() -> None:
-    served = fetch(M("llama3:latest", digest="d1"), M("llama3:8b", digest="d1"), M("x", digest="d2"))
+    served = fetch(M("llama3:latest", digest="d1"), M("llama3:8b", digest="d1"),
+                   M("x", digest="d2"))
     plan, _ = run({"models": {}}, served)
     assert plan.added == ("llama3:8b", "x")
     assert plan.skipped == ("llama3:latest",)

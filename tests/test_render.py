@@ -1,4 +1,4 @@
-"""Rendering remote models as OpenCode entries: key order, only what is known, valid for OpenCode."""
+"""Rendering remote models as OpenCode entries: key order, only what is known, valid."""
 
 from __future__ import annotations
 
