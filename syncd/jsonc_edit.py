@@ -187,7 +187,8 @@ class _Batch:
                 elif not _same(target.value, value):
                     self.replaced.add(id(target))
                     ml = lay.multiline(node) and not lay.single_line_values(node)
-                    text = lay.render(value, lay.indent_at(entry.start), ml)
+                    base = lay.indent_at(entry.start)
+                    text = lay.render(value, base, ml, lay.value_pad(node))
                     self.edits.append((target.start, target.end, text))
                 return
             parent_multiline = lay.multiline(node)
@@ -231,9 +232,10 @@ class _Batch:
 
     def items(self, g: _Group, base: str, multiline: bool) -> list[str]:
         lay = self.lay
+        pad = lay.value_pad(g.node)
         if g.node.kind == "array":
-            return [lay.render(v, base, multiline) for v in g.added.values()]
-        return [f"{render_key(k)}: {lay.render(v, base, multiline)}" for k, v in g.added.items()]
+            return [lay.render(v, base, multiline, pad) for v in g.added.values()]
+        return [f"{render_key(k)}: {lay.render(v, base, multiline, pad)}" for k, v in g.added.items()]
 
     def emit(self, g: _Group) -> None:
         node, lay, edits = g.node, self.lay, self.edits

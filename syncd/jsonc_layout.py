@@ -122,11 +122,28 @@ class Layout:
         t = self.text
         return " " if node.start + 1 >= len(t) or t[node.start + 1] in " \t}]" else ""
 
-    def render(self, value: Any, base: str, multiline: bool) -> str:
+    def value_pad(self, node: Node) -> str:
+        """Padding the entries' inline object values use: '{ "name": "A" }' gives ' '."""
+        for e in node.entries[:32]:
+            v = e.node
+            if v.kind == "object" and v.entries:
+                return " " if self.text[v.start + 1] in " \t" else ""
+        return ""
+
+    def render(self, value: Any, base: str, multiline: bool, pad: str = "") -> str:
         if multiline:
             s = json.dumps(value, ensure_ascii=False, indent=self.unit, allow_nan=False)
             return s.replace("\n", self.eol + base) if "\n" in s else s
-        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+        return _inline(value, pad)
+
+
+def _inline(value: Any, pad: str) -> str:
+    if isinstance(value, dict) and value:
+        inner = ", ".join(f"{render_key(k)}: {_inline(v, pad)}" for k, v in value.items())
+        return "{" + pad + inner + pad + "}"
+    if isinstance(value, list) and value:
+        return "[" + ", ".join(_inline(v, pad) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
 def render_key(key: str) -> str:

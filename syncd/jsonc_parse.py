@@ -105,7 +105,7 @@ class _Parser:
         start = 1 if text.startswith(BOM) else 0
         for m in _TOKEN.finditer(text, start):
             k = m.lastindex or _EOF
-            self.toks.append((k, m.start(k) if k else m.end(), m.end()))
+            self.toks.append((k, m.start(k) if k else m.start(), m.end()))
             if k in (_EOF, _OPEN_COMMENT, _BAD):
                 break
         self.i = 0
