@@ -134,9 +134,6 @@ def _command(raw: object) -> tuple[str, ...] | None:
     return tuple(raw)
 
 
-# --- sinks -----------------------------------------------------------------------------------
-
-
 class Sink(Protocol):
     name: str
     timeout: float
@@ -296,9 +293,6 @@ class CommandSink:
             raise RuntimeError(f"{self.argv[0]} timed out after {self.timeout:g}s") from None
         if code:
             raise RuntimeError(f"{self.argv[0]} exited {code}: {err}")
-
-
-# --- the notifier ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
