@@ -51,7 +51,8 @@ class Secret:
         return hash(self._value)
 
 
-_NO_HEADERS: Mapping[str, Secret] = MappingProxyType({})
+def _no_headers() -> Mapping[str, Secret]:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ class ProviderSpec:
     base_url: str
     npm: str | None = None
     api_key: Secret | None = None
-    headers: Mapping[str, Secret] = field(default=_NO_HEADERS, repr=False)
+    headers: Mapping[str, Secret] = field(default_factory=_no_headers, repr=False)
     kind: Kind | None = None  # forced by the settings; None = detect
 
 
