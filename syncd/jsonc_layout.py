@@ -14,6 +14,7 @@ _INDENT = re.compile(r"[ \t]*")
 # spaces, tabs and block comments that stay on one line
 _SAME_LINE = re.compile(r"(?:[ \t]+|/\*(?:[^*\r\n]|\*(?!/))*\*/)*")
 _UNIT_SAMPLES = 64
+_CLOSING_LINE = re.compile(r"(?<=[^\[{])(\n[ \t]*[}\]])")
 
 
 class Layout:
@@ -128,12 +129,18 @@ class Layout:
             v = e.node
             if v.kind == "object" and v.entries:
                 return " " if self.text[v.start + 1] in " \t" else ""
-        return ""
+        return " " if self.text[self.root.start + 1 : self.root.start + 2] in (" ", "\t") else ""
 
     def render(self, value: Any, base: str, multiline: bool, pad: str = "") -> str:
         if multiline:
             s = json.dumps(value, ensure_ascii=False, indent=self.unit, allow_nan=False)
-            return s.replace("\n", self.eol + base) if "\n" in s else s
+            if "\n" not in s:
+                return s
+            if self.trailing_commas:
+                # json.dumps never puts a raw line break inside a string, so every line that
+                # closes a container follows a complete value
+                s = _CLOSING_LINE.sub(r",\1", s)
+            return s.replace("\n", self.eol + base)
         return _inline(value, pad)
 
 
