@@ -71,7 +71,7 @@ def default_models(kind: str) -> list[dict[str, Any]]:
     ]
 
 
-def _digest(model: dict[str, Any]) -> str:
+def digest_of(model: dict[str, Any]) -> str:
     return str(model.get("digest") or hashlib.sha256(model["id"].encode()).hexdigest())
 
 
@@ -131,7 +131,7 @@ class FakeProvider:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True,
                                         name=f"fake-{kind}-{self.port}")
         self._thread.start()
 
@@ -214,7 +214,7 @@ class FakeProvider:
         arch = m.get("arch", "llama")
         tag: dict[str, Any] = {
             "name": m["id"], "model": m["id"], "modified_at": "2025-10-01T12:00:00Z",
-            "size": 4_000_000_000, "digest": _digest(m),
+            "size": 4_000_000_000, "digest": digest_of(m),
             "details": {"parent_model": "", "format": "gguf", "family": arch, "families": [arch],
                         "parameter_size": "7B", "quantization_level": "Q4_K_M"}}
         if self.variant == "tags_caps":
@@ -282,7 +282,7 @@ class FakeProvider:
         return {"model_name": m["id"],
                 "litellm_params": {"model": f"openai/{m['id']}", "api_base": "http://127.0.0.1:9"},
                 "model_info": {
-                    "id": _digest(m), "key": m["id"], "max_tokens": m.get("output"),
+                    "id": digest_of(m), "key": m["id"], "max_tokens": m.get("output"),
                     "max_input_tokens": m.get("context"), "max_output_tokens": m.get("output"),
                     "input_cost_per_token": m["cost_in"] / 1e6 if "cost_in" in m else None,
                     "output_cost_per_token": m["cost_out"] / 1e6 if "cost_out" in m else None,
