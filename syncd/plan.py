@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import copy
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from types import MappingProxyType
 from typing import Any
 
+from syncd.jsonc import REMOVE
 from syncd.model import FetchResult, ModelKind, RemoteModel
 from syncd.render import render_entry, unsafe_text
 from syncd.settings import AliasPolicy, ProviderPolicy, RemovePolicy, WhitelistPolicy
 from syncd.state import ProviderState
-
-
-def _remove_sentinel() -> Any:
-    # syncd.jsonc is written in parallel: once it exists, `from syncd.jsonc import REMOVE`
-    try:
-        return importlib.import_module("syncd.jsonc").REMOVE
-    except (ImportError, AttributeError):  # pragma: no cover
-        return object()
-
-
-REMOVE: Any = _remove_sentinel()
 
 Path = tuple[str | int, ...]
 Change = tuple[Path, Any]

@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from syncd import jsonc
 from syncd.model import FetchResult, Kind, ModelKind, RemoteModel, Skipped
 from syncd.plan import REMOVE, ProviderPlan, plan_provider, protected_models, restore
 from syncd.render import render_entry
@@ -388,3 +389,28 @@ def test_plan_state_is_a_new_value_and_the_input_state_is_untouched() -> None:
     before = replace(state)
     run({"models": {}}, fetch(M("a")), state)
     assert state == before
+
+
+def test_plans_apply_through_the_real_jsonc_patcher_keeping_comments() -> None:
+    text = """{
+  // my providers
+  "provider": {
+    "p": {
+      "options": {"baseURL": "x"},
+      "models": {
+        "mine": {"name": "Mine"} // keep me
+      }
+    }
+  }
+}
+"""
+    state = ProviderState()
+    for served in [fetch(M("a", context=8192), M("b")), fetch(M("a", context=65536, vision=True)),
+                   fetch(M("a", context=65536, vision=True))]:
+        block = jsonc.parse(text)["provider"]["p"]
+        plan, expected = run(block, served, state, catalog=True)
+        text = jsonc.modify_many(text, [(("provider", "p", *path), v) for path, v in plan.changes])
+        assert jsonc.parse(text)["provider"]["p"] == expected
+        state = plan.state
+    assert "// keep me" in text and "// my providers" in text
+    assert list(jsonc.parse(text)["provider"]["p"]["models"]) == ["mine", "a"]
