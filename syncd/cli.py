@@ -161,7 +161,98 @@ def _not_implemented(args: argparse.Namespace) -> int:
     raise UsageError(f"`syncd {args.command}` is not implemented yet")
 
 
-HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {}
+def _out(text: str) -> None:
+    if text:
+        print(text, end="" if text.endswith("\n") else "\n")
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _cmd_once(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from syncd import summary
+    from syncd.oneshot import run_once
+
+    if args.check and not args.dry_run:
+        raise UsageError("--check goes with --dry-run: `syncd once --dry-run --check`")
+    reports, notes = asyncio.run(
+        run_once(
+            cli_configs=args.config,
+            provider_ids=args.provider,
+            dry_run=args.dry_run,
+            detect=not args.no_detect,
+            notify=not args.no_notify and not args.dry_run,
+        )
+    )
+    if args.json:
+        _out(summary.to_json(reports))
+    else:
+        for note in notes:
+            _err(f"syncd: {note}")
+        _out(summary.format_reports(reports, dry_run=args.dry_run))
+    if args.check and any(r.changed for r in reports):
+        return EXIT_DRIFT
+    return EXIT_FAILED if summary.any_failed(reports) else EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from syncd import summary
+    from syncd.state import load_state
+
+    state = load_state()
+    _out(summary.status_json(state) if args.json else summary.format_status(state))
+    return EXIT_OK
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from syncd.oneshot import restore_model
+
+    _out(restore_model(args.model))
+    return EXIT_OK
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from syncd import summary
+    from syncd.oneshot import add_provider
+
+    report = asyncio.run(
+        add_provider(args.id, args.base_url, name=args.name, key_env=args.key_env,
+                     config=args.config, dry_run=args.dry_run)
+    )
+    _out(summary.format_reports([report], dry_run=args.dry_run))
+    return EXIT_FAILED if summary.any_failed([report]) else EXIT_OK
+
+
+def _cmd_service(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from syncd import service
+    from syncd.service_status import format_status, service_status
+
+    if args.action == "status":
+        _out(format_status(service_status(), now=datetime.now(UTC)))
+        return EXIT_OK
+    plan = service.plan_install() if args.action == "install" else service.plan_uninstall()
+    if args.dry_run:
+        _out(service.format_plan(plan))
+        return EXIT_OK
+    outcome = service.apply(plan)
+    _out(service.format_outcome(outcome))
+    return EXIT_OK if outcome.ok else EXIT_FAILED
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "once": _cmd_once,
+    "status": _cmd_status,
+    "restore": _cmd_restore,
+    "add": _cmd_add,
+    "service": _cmd_service,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,107 @@
+"""Finds local runtimes (Ollama, LM Studio, llama.cpp) on this machine and renders their provider blocks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from syncd import jsonc
+from syncd.errors import FetchError
+from syncd.fetch import request_json
+from syncd.model import Kind, Limits
+from syncd.targets import custom_providers, host_port
+
+PROBE_BUDGET = 0.3  # seconds for all probes together (DESIGN §4.9)
+SCHEMA_URL = "https://opencode.ai/config.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    kind: Kind
+    provider_id: str
+    name: str
+    base_url: str
+    probe: str  # path under the root that answers in this runtime's own shape
+
+    @property
+    def root(self) -> str:
+        return self.base_url.removesuffix("/v1")
+
+
+RUNTIMES = (
+    Runtime(Kind.OLLAMA, "ollama", "Ollama (local)", "http://127.0.0.1:11434/v1", "/api/version"),
+    Runtime(Kind.LMSTUDIO, "lmstudio", "LM Studio (local)", "http://127.0.0.1:1234/v1",
+            "/api/v0/models"),
+    Runtime(Kind.LLAMACPP, "llamacpp", "llama.cpp (local)", "http://127.0.0.1:8080/v1", "/props"),
+)
+
+
+def _answers_as(kind: Kind, data: object) -> bool:
+    """Only a runtime's own shape counts: port 8080 is busy with all sorts of servers."""
+    if not isinstance(data, Mapping):
+        return False
+    if kind is Kind.OLLAMA:
+        return isinstance(data.get("version"), str)
+    if kind is Kind.LMSTUDIO:
+        return isinstance(data.get("data"), list) and data.get("object") == "list"
+    return "default_generation_settings" in data or "n_ctx" in data
+
+
+async def probe_runtimes(
+    client: httpx.AsyncClient, runtimes: Iterable[Runtime] = RUNTIMES, budget: float = PROBE_BUDGET
+) -> list[Runtime]:
+    """The runtimes that answer within `budget`, in the order given."""
+    limits = Limits(connect=budget, read=budget, total=budget, max_body=1 << 20)
+    runtimes = list(runtimes)
+
+    async def one(rt: Runtime) -> bool:
+        try:
+            async with asyncio.timeout(budget):
+                return _answers_as(rt.kind, await request_json(client, rt.root + rt.probe,
+                                                               limits=limits))
+        except (FetchError, TimeoutError):
+            return False
+
+    found = await asyncio.gather(*(one(rt) for rt in runtimes))
+    return [rt for rt, ok in zip(runtimes, found, strict=True) if ok]
+
+
+def unclaimed(runtimes: Iterable[Runtime], config: object) -> list[Runtime]:
+    """The runtimes no provider of `config` points at (same host and port)."""
+    claimed = {
+        host_port(block["options"]["baseURL"]) for block in custom_providers(config).values()
+    }
+    return [rt for rt in runtimes if host_port(rt.base_url) not in claimed]
+
+
+def free_id(wanted: str, config: object) -> str:
+    """`wanted`, or `wanted-local`, `wanted-2`, … when a provider already has that id."""
+    taken = set()
+    if isinstance(config, Mapping) and isinstance(config.get("provider"), Mapping):
+        taken = set(config["provider"])
+    for candidate in (wanted, f"{wanted}-local", *(f"{wanted}-{n}" for n in range(2, 100))):
+        if candidate not in taken:
+            return candidate
+    raise ValueError(f"no free provider id for {wanted}")
+
+
+def provider_block(name: str, base_url: str, key_env: str | None = None) -> dict[str, Any]:
+    """A block as OpenCode's docs show it; syncd fills `models` on the next cycle."""
+    options: dict[str, Any] = {"baseURL": base_url}
+    if key_env:
+        options["apiKey"] = "{env:" + key_env + "}"
+    return {"npm": "@ai-sdk/openai-compatible", "name": name, "options": options, "models": {}}
+
+
+def add_blocks(text: str, blocks: Mapping[str, Mapping[str, Any]]) -> str:
+    """The target text with new provider blocks appended; a missing or empty file is created."""
+    if not text.strip():
+        text = '{\n  "$schema": "' + SCHEMA_URL + '"\n}\n'
+    data = jsonc.parse(text)
+    if not isinstance(data, Mapping) or not isinstance(data.get("provider"), Mapping):
+        return jsonc.modify(text, ["provider"], dict(blocks))
+    return jsonc.modify_many(text, [(("provider", pid), block) for pid, block in blocks.items()])
