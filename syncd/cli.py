@@ -246,7 +246,18 @@ def _cmd_service(args: argparse.Namespace) -> int:
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from syncd import doctor
+
+    checks = asyncio.run(doctor.run_checks(cli_configs=args.config))
+    _out(doctor.to_json(checks) if args.json else doctor.format_checks(checks))
+    return EXIT_FAILED if doctor.any_failed(checks) else EXIT_OK
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "doctor": _cmd_doctor,
     "once": _cmd_once,
     "status": _cmd_status,
     "restore": _cmd_restore,
