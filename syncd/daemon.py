@@ -71,7 +71,9 @@ class _TargetRunner:
         self.revalidate = False
         self.task: asyncio.Task[None] | None = None
 
-    def request(self, provider_ids: Iterable[str] = (), *, revalidate: bool = False) -> asyncio.Task[None]:
+    def request(
+        self, provider_ids: Iterable[str] = (), *, revalidate: bool = False
+    ) -> asyncio.Task[None]:
         self.pending.update(provider_ids)
         self.revalidate = self.revalidate or revalidate
         if self.task is None or self.task.done():
@@ -154,9 +156,10 @@ class Daemon:
         try:
             self._reconcile(sync_new=False)
             first = [*self.sync_all(), asyncio.create_task(self._watch_ready.wait())]
-            done, _ = await asyncio.wait([*first, *waiters], return_when=asyncio.FIRST_COMPLETED)
+            # the first cycle and the watcher, unless a stop comes first
+            done: set[asyncio.Task[object]] = set()
             while not (done & set(waiters)) and not all(t.done() for t in first):
-                done, _ = await asyncio.wait([*first, *waiters], return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait([*first, *waiters], return_when="FIRST_COMPLETED")
             if not self._stop.is_set() and not any(w.done() for w in waiters):
                 self._ready = True
                 self._notify(f"READY=1\nSTATUS={self._status()}")
@@ -261,7 +264,7 @@ class Daemon:
             delay = next_delay(outcome, failures, spec.interval, self._rng())
             self._sched.defer(key, delay, now)
             p = by_id.get(pid)
-            fields = dict(target=str(target), provider=pid, next_in=round(delay, 1))
+            fields = {"target": str(target), "provider": pid, "next_in": round(delay, 1)}
             if p is None:
                 log.warning("provider not synced", error=report.error, **fields)
                 continue
@@ -364,7 +367,7 @@ class Daemon:
 async def serve(
     engine: Engine, *, force_polling: bool = False, stop_event: asyncio.Event | None = None
 ) -> int:
-    """Run the daemon until SIGTERM/SIGINT or `stop_event`; no single-instance lock (see run_daemon)."""
+    """Run the daemon until SIGTERM/SIGINT or `stop_event`; takes no lock (run_daemon does)."""
     return await Daemon(engine, force_polling=force_polling).serve(stop_event)
 
 
@@ -375,7 +378,7 @@ def run_daemon(
     force_polling: bool = False,
     stop_event: asyncio.Event | None = None,
 ) -> int:
-    """`syncd run`: take the single-daemon lock of `state_dir`, then serve; 1 if one already runs."""
+    """`syncd run`: take the single-daemon lock of `state_dir`, then serve; 1 if one runs."""
     from syncd.locks import acquire_daemon_lock  # built beside this module
 
     lock = acquire_daemon_lock(state_dir)

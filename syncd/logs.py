@@ -39,7 +39,9 @@ def register_secret(value: str | None) -> None:
 def is_secret_key(key: str) -> bool:
     """Whether a field named `key` holds a secret: api_key, apiKey, X-Api-Key, token, password..."""
     norm = re.sub(r"[^a-z]", "", key.lower())
-    return norm in ("key", "auth") or norm.endswith("token") or any(w in norm for w in _SECRET_WORDS)
+    if norm in ("key", "auth") or norm.endswith("token"):
+        return True
+    return any(w in norm for w in _SECRET_WORDS)
 
 
 def scrub(text: str) -> str:

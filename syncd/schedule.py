@@ -1,7 +1,8 @@
-"""When each (target, provider) job runs next: interval, jitter and backoff maths, on APScheduler."""
+"""When each (target, provider) job runs next: interval, jitter and backoff, on APScheduler."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ def diff_jobs(
     wanted: Iterable[JobSpec],
     keep_targets: Collection[Path] = (),
 ) -> JobChanges:
-    """Compare running jobs with `wanted`; jobs of `keep_targets` (unparseable now) stay as they are."""
+    """Compare running jobs with `wanted`; jobs of `keep_targets` (unparseable now) stay."""
     want = {(s.target, s.provider_id): s for s in wanted if s.target not in keep_targets}
     added, retimed, refetch = [], [], []
     for key, spec in want.items():
@@ -149,17 +150,13 @@ class JobScheduler:
         )
 
     def remove(self, key: JobKey) -> None:
-        try:
+        with contextlib.suppress(JobLookupError):
             self._sched.remove_job(job_id(key))
-        except JobLookupError:
-            pass
 
     def defer(self, key: JobKey, delay: float, now: datetime) -> None:
         """Set the job's next run to `delay` seconds after `now` (no-op for a dropped job)."""
-        try:
+        with contextlib.suppress(JobLookupError):
             self._sched.modify_job(job_id(key), next_run_time=now + timedelta(seconds=delay))
-        except JobLookupError:
-            pass
 
     def next_run(self) -> datetime | None:
         times = [j.next_run_time for j in self._sched.get_jobs() if j.next_run_time is not None]

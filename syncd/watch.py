@@ -1,4 +1,4 @@
-"""Watch the folders of the files syncd cares about and yield the ones whose bytes really changed."""
+"""Watch the folders of the files syncd cares about; yield the ones whose events concern them."""
 
 from __future__ import annotations
 

@@ -151,7 +151,9 @@ async def test_first_cycle_syncs_every_job_before_ready(targets: tuple[Path, Pat
     assert engine.calls[-1] == ("aclose",)
 
 
-async def test_triggers_during_a_run_coalesce_into_one_follow_up(targets: tuple[Path, Path]) -> None:
+async def test_triggers_during_a_run_coalesce_into_one_follow_up(
+    targets: tuple[Path, Path],
+) -> None:
     a, _ = targets
     engine = FakeEngine([spec(a, "ollama"), spec(a, "lmstudio")], [a])
     async with running(engine) as daemon:
@@ -165,15 +167,20 @@ async def test_triggers_during_a_run_coalesce_into_one_follow_up(targets: tuple[
         for _ in range(2):
             await asyncio.wait_for(engine.synced.get(), timeout=10)
         await asyncio.sleep(0.1)
-        assert [c for c in engine.calls if c[0] == "sync"] == [("sync", a, ("lmstudio", "ollama"))] * 2
+        one_run = ("sync", a, ("lmstudio", "ollama"))
+        assert [c for c in engine.calls if c[0] == "sync"] == [one_run] * 2
         assert engine.max_active == 1
 
 
-async def test_failed_provider_backs_off_and_retry_after_is_honoured(targets: tuple[Path, Path]) -> None:
+async def test_failed_provider_backs_off_and_retry_after_is_honoured(
+    targets: tuple[Path, Path],
+) -> None:
     a, _ = targets
     interval = 900.0
-    engine = FakeEngine([spec(a, "down", interval), spec(a, "limited", interval), spec(a, "ok", interval)], [a])
-    engine.errors["down"] = ProviderReport(id="down", status=Status.ERROR, error_label="unreachable")
+    engine = FakeEngine([spec(a, p, interval) for p in ("down", "limited", "ok")], [a])
+    engine.errors["down"] = ProviderReport(
+        id="down", status=Status.ERROR, error_label="unreachable"
+    )
     engine.errors["limited"] = ProviderReport(
         id="limited", status=Status.ERROR, error_label="rate-limited", retry_after=400.0
     )
@@ -370,3 +377,17 @@ def test_sigterm_stops_cleanly_after_the_sync_in_flight(tmp_path: Path) -> None:
                 break
     assert (tmp_path / "done").exists()  # the run in flight was let finish
     assert messages[-1] == "STOPPING=1"
+
+
+def test_second_daemon_for_a_state_dir_exits_1(tmp_path: Path) -> None:
+    from syncd.daemon import run_daemon
+    from syncd.locks import acquire_daemon_lock
+
+    held = acquire_daemon_lock(tmp_path / "state")
+    assert held is not None
+    try:
+        engine = FakeEngine([], [])
+        assert run_daemon(engine, state_dir=tmp_path / "state") == 1
+        assert engine.calls == []  # it never started
+    finally:
+        held.release()

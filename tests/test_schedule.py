@@ -75,7 +75,9 @@ def test_next_delay_is_jittered_interval_after_success_and_backoff_after_failure
 def test_outcome_reads_provider_status_and_retry_after() -> None:
     report = TargetReport(path=str(T), providers=(
         ProviderReport(id="ok", status=Status.OK),
-        ProviderReport(id="limited", status=Status.ERROR, error_label="rate-limited", retry_after=42.0),
+        ProviderReport(
+            id="limited", status=Status.ERROR, error_label="rate-limited", retry_after=42.0
+        ),
         ProviderReport(id="off", status=Status.SKIPPED),
     ))
     assert outcome_of(report, "ok").ok
@@ -94,7 +96,7 @@ def _spec(pid: str, interval: float = 60.0, fp: str = "a", target: Path = T) -> 
 
 
 def test_diff_jobs_finds_added_removed_retimed_and_refetch() -> None:
-    current = {(T, s.provider_id): s for s in (_spec("keep"), _spec("gone"), _spec("slow"), _spec("moved"))}
+    current = {(T, p): _spec(p) for p in ("keep", "gone", "slow", "moved")}
     wanted = [_spec("keep"), _spec("slow", interval=900.0), _spec("moved", fp="b"), _spec("new")]
     changes = diff_jobs(current, wanted)
     assert [s.provider_id for s in changes.added] == ["new"]

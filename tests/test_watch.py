@@ -1,4 +1,4 @@
-"""The watcher: which folders it watches, that it sees saves-by-rename, and which changes are real."""
+"""The watcher: the folders it watches, saves-by-rename seen, and which changes are real."""
 
 from __future__ import annotations
 
