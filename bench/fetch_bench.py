@@ -1,0 +1,51 @@
+"""Benchmark: fetch_many over 50 fake providers that each answer after 200 ms, against the slowest one and the serial sum."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from syncd.model import FetchResult, Kind, Limits, ProviderSpec  # noqa: E402
+from syncd.providers import fetch_many, fetch_models, make_client  # noqa: E402
+from tests.fakes import FakeProvider  # noqa: E402
+
+COUNT = 50
+DELAY = 0.2
+LIMITS = Limits(connect=3, read=10, total=30)
+
+
+async def main() -> int:
+    fakes = [FakeProvider("openai") for _ in range(COUNT)]
+    try:
+        for fake in fakes:
+            fake.delay = DELAY
+        specs = [ProviderSpec(id=f"p{i}", base_url=f.base_url, kind=Kind.OPENAI)
+                 for i, f in enumerate(fakes)]
+        async with make_client(LIMITS) as client:
+            singles = []
+            for spec in specs:
+                started = time.perf_counter()
+                await fetch_models(spec, client, limits=LIMITS)
+                singles.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            results = await fetch_many(specs, client, limits=LIMITS)
+            together = time.perf_counter() - started
+    finally:
+        for fake in fakes:
+            fake.close()
+    ok = sum(isinstance(r, FetchResult) for r in results)
+    slowest, serial = max(singles), sum(singles)
+    ratio = together / slowest
+    print(f"providers: {COUNT} ({ok} ok), each delayed {DELAY * 1000:.0f} ms")
+    print(f"slowest single provider: {slowest * 1000:.0f} ms")
+    print(f"serial sum:              {serial * 1000:.0f} ms")
+    print(f"fetch_many (concurrent): {together * 1000:.0f} ms  = {ratio:.2f}x the slowest (target <= 1.5x)")
+    return 0 if ok == COUNT and ratio <= 1.5 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
