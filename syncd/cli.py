@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from syncd import __version__
 from syncd.errors import SyncdError, UsageError
+
+if TYPE_CHECKING:
+    from syncd.settings import Settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -246,6 +250,41 @@ def _cmd_service(args: argparse.Namespace) -> int:
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from syncd import paths
+    from syncd.daemon import run_daemon
+    from syncd.engine import Engine
+    from syncd.logs import configure_logging
+    from syncd.notify import Notifier
+    from syncd.oneshot import detect_runtimes
+    from syncd.settings import load_settings
+
+    configure_logging(args.log_format, args.verbose - args.quiet)
+    settings = load_settings()
+    if settings.detect and not args.no_detect and not args.config and not settings.configs:
+        asyncio.run(_detect_before_run(settings, detect_runtimes))
+    notifier = Notifier(settings.notify)
+    engine = Engine(settings, cli_configs=args.config, notify=notifier.submit)
+    code = run_daemon(engine, state_dir=paths.state_dir(), force_polling=settings.force_polling)
+    return EXIT_FAILED if code else EXIT_OK
+
+
+async def _detect_before_run(settings: Settings, detect: Callable[..., Any]) -> None:
+    """Probe local runtimes once, with an engine of its own (its HTTP client lives in this loop)."""
+    import structlog
+
+    from syncd.engine import Engine
+
+    engine = Engine(settings)
+    try:
+        for note in await detect(engine):
+            structlog.get_logger("syncd").info("detect.added", note=note)
+    finally:
+        await engine.aclose()
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -258,6 +297,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "doctor": _cmd_doctor,
+    "run": _cmd_run,
     "once": _cmd_once,
     "status": _cmd_status,
     "restore": _cmd_restore,

@@ -11,7 +11,7 @@ from syncd.detect import add_blocks, free_id, probe_runtimes, provider_block, un
 from syncd.engine import Engine
 from syncd.errors import StateError, SyncdError, TargetError, UsageError
 from syncd.locks import target_lock
-from syncd.notify import Notifier, NotifyConfig, WebhookConfig, detect_format
+from syncd.notify import Notifier, NotifyConfig
 from syncd.plan import restore
 from syncd.report import TargetReport
 from syncd.settings import Settings, load_settings
@@ -24,11 +24,7 @@ PROVIDER_ID = re.compile(r"^[0-9a-z-]+$")
 
 def notify_config(settings: Settings, enabled: bool = True) -> NotifyConfig:
     """The notification sinks the settings ask for (none when `enabled` is False)."""
-    if not enabled:
-        return NotifyConfig.off()
-    n = settings.notify
-    hooks = tuple(WebhookConfig(url, detect_format(url)) for url in n.webhooks)
-    return NotifyConfig(desktop=n.desktop, webhooks=hooks, command=n.command)
+    return settings.notify if enabled else NotifyConfig.off()
 
 
 async def run_once(

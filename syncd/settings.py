@@ -16,6 +16,7 @@ import json5
 from syncd import paths
 from syncd.errors import SettingsError
 from syncd.model import Kind, Limits, ModelKind
+from syncd.notify_config import NotifyConfig
 
 
 class RemovePolicy(StrEnum):
@@ -40,17 +41,6 @@ class Timeouts:
     connect: float = 3.0
     read: float = 10.0
     total: float = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class NotifySettings:
-    """Notification sinks; `command` is an argv that gets the event as JSON on stdin."""
-
-    desktop: bool = True
-    webhooks: tuple[str, ...] = ()
-    command: tuple[str, ...] | None = None
-    unreachable_after: int = 3  # failed runs in a row before "unreachable" is announced
-    error_every: float = 3600.0  # seconds between two error events of one provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +96,7 @@ class Settings:
     timeouts: Timeouts = Timeouts()
     max_models: int = 5000
     max_body: int = 32 * 1024 * 1024
-    notify: NotifySettings = NotifySettings()
+    notify: NotifyConfig = NotifyConfig()
     providers: Mapping[str, ProviderOverrides] = field(default_factory=lambda: _NO_PROVIDERS)
 
     def policy(self, provider_id: str) -> ProviderPolicy:
@@ -268,17 +258,13 @@ _TIMEOUT_SPEC: dict[str, Callable[[KeyPath, object], Any]] = {
 }
 
 
-def _notify(path: KeyPath, raw: object) -> NotifySettings:
-    f = _fields(path, raw, {
-        "desktop": _bool,
-        "webhook": lambda p, v: _strs(p, v, allow_one=True),
-        "command": lambda p, v: _strs(p, v, allow_one=True) or None,
-        "unreachable_after": lambda p, v: _int(p, v, 1),
-        "error_every": _duration,
-    })
-    if "webhook" in f:
-        f["webhooks"] = f.pop("webhook")
-    return NotifySettings(**f)
+def _notify(path: KeyPath, raw: object) -> NotifyConfig:
+    """The `notify` block, validated by the notifications' own config (one validator, one place)."""
+    try:
+        return NotifyConfig.from_settings(raw)
+    except SettingsError as e:
+        m = re.match(r"notify\.(\w+)[^:]*: (.*)", str(e))
+        raise _Bad((*path, m[1]) if m else path, m[2] if m else str(e)) from None
 
 
 def _providers(path: KeyPath, raw: object) -> Mapping[str, ProviderOverrides]:

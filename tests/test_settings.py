@@ -66,7 +66,7 @@ def test_design_example_loads(isolated_home: Path) -> None:
     write(EXAMPLE)
     s = load_settings()
     assert s.configs == (isolated_home / ".config/opencode/opencode.jsonc",)
-    assert s.notify.webhooks == ("https://ntfy.sh/my-topic",)
+    assert [(h.url, h.format) for h in s.notify.webhooks] == [("https://ntfy.sh/my-topic", "ntfy")]
     assert s.notify.command == ("notify-me",) and s.notify.desktop
     assert s.policy("ollama").interval == 30 and s.policy("ollama").exclude == ("*:latest",)
     assert s.policy("haimaker").kind is Kind.OPENAI
@@ -118,7 +118,8 @@ def test_timeouts_and_limits_reach_the_fetch_limits() -> None:
 def test_webhook_may_be_one_url_or_a_list() -> None:
     write('{notify: {webhook: ["https://a", "https://b"], desktop: false}}')
     n = load_settings().notify
-    assert n.webhooks == ("https://a", "https://b") and not n.desktop and n.command is None
+    assert [h.url for h in n.webhooks] == ["https://a", "https://b"]
+    assert not n.desktop and n.command is None
 
 
 def test_unknown_key_names_its_path_and_line() -> None:
@@ -149,7 +150,7 @@ def test_key_named_like_a_longer_key_is_not_confused() -> None:
     ('{catalog: "ftp://x"}', "catalog"),
     ('{detect: "yes"}', "detect"),
     ('{providers: {a: {kind: "bedrock"}}}', "providers.a.kind"),
-    ('{notify: {command: [1]}}', "notify.command[0]"),
+    ('{notify: {command: [1]}}', "notify.command"),
     ('{timeouts: {conect: 1}}', "timeouts.conect"),
     ('[]', "(top level)"),
 ])
