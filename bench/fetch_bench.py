@@ -1,4 +1,4 @@
-"""Benchmark: fetch_many over 50 fake providers that each answer after 200 ms, against the slowest one and the serial sum."""
+"""Benchmark: fetch_many over 50 fake providers answering after 200 ms, vs the slowest and the serial sum."""
 
 from __future__ import annotations
 

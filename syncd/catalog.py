@@ -152,14 +152,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 async def load_catalog_async(setting: str = "auto", *, now: float, state_dir: Path,
-                             client: httpx.AsyncClient, limits: Limits = Limits()) -> Catalog:
+                             client: httpx.AsyncClient, limits: Limits | None = None) -> Catalog:
     """As load_catalog, but a URL is fetched when syncd's copy is over a day old (a stale copy beats none)."""
     if setting in ("auto", "off") or _fresh(state_dir, setting, now):
         return load_catalog(setting, now=now, state_dir=state_dir)
     from syncd.fetch import request_json
 
     try:
-        data = await request_json(client, setting, limits=limits)
+        data = await request_json(client, setting, limits=limits or Limits())
     except FetchError:
         return load_catalog(setting, now=now, state_dir=state_dir)
     if not isinstance(data, Mapping):

@@ -1,4 +1,4 @@
-"""A provider block's baseURL, key and headers, resolved in memory the way OpenCode resolves them (DESIGN §1.7)."""
+"""A provider block's baseURL, key and headers, resolved in memory as OpenCode does (DESIGN §1.7)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ _FILE = re.compile(r"\{file:([^}]+)\}")
 
 
 def load_auth(path: Path | None = None) -> dict[str, Any]:
-    """OpenCode's auth.json; a missing, unreadable or corrupt file is `{}` (never raises: `doctor` reports it)."""
+    """OpenCode's auth.json; missing, unreadable or corrupt is `{}` (never raises: `doctor` reports it)."""
     if path is None:
         from syncd.paths import opencode_auth_file
 

@@ -1,4 +1,4 @@
-"""The only module that speaks HTTP: one client factory, bounded JSON requests, and errors mapped to FetchError."""
+"""The only module that speaks HTTP: a client factory, bounded JSON requests, errors mapped to FetchError."""
 
 from __future__ import annotations
 
@@ -23,7 +23,12 @@ from syncd.errors import (
 )
 from syncd.model import Limits
 
-__all__ = ["make_client", "request_json", "unwrap_list", "check_count", "redact_url", "root_url"]
+DEFAULT_LIMITS = Limits()  # frozen, so one shared default is safe
+
+__all__ = [
+    "DEFAULT_LIMITS", "make_client", "request_json", "unwrap_list", "check_count", "redact_url",
+    "root_url",
+]
 
 _AUTH_WORDS = re.compile(
     r"api[ _-]?key|apikey|unauthori[sz]ed|authenticat|invalid[ _]token|permission|forbidden|credential",
@@ -33,7 +38,7 @@ _SECRET_QUERY = {"key", "api_key", "apikey", "token", "access_token"}
 _MAX_DETAIL = 160
 
 
-def make_client(limits: Limits = Limits()) -> httpx.AsyncClient:
+def make_client(limits: Limits = DEFAULT_LIMITS) -> httpx.AsyncClient:
     """One client for many providers: per-phase timeouts from `limits`, redirects followed."""
     timeout = httpx.Timeout(
         connect=limits.connect, read=limits.read, write=limits.read, pool=limits.total
@@ -136,7 +141,7 @@ async def request_json(
     client: httpx.AsyncClient,
     url: str,
     *,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     headers: Mapping[str, str] | None = None,
     secrets: Iterable[str] = (),
     method: str = "GET",
@@ -208,11 +213,11 @@ def _decode(
     except ValueError:
         what = "an empty body" if not raw.strip() else "truncated or invalid JSON"
         raise BadResponse(f"{where}: answered with {what}") from None
-    if isinstance(data, Mapping) and "error" in data and data.get("error") not in (None, False):
-        if not any(k in data for k in ("data", "models")):
-            message = _scrub(_message_of(data), secrets) or "an error"
-            error = AuthFailed if _AUTH_WORDS.search(message) else BadResponse
-            raise error(f"{where}: answered 200 with an error: {message}")
+    if (isinstance(data, Mapping) and data.get("error") not in (None, False)
+            and not any(k in data for k in ("data", "models"))):
+        message = _scrub(_message_of(data), secrets) or "an error"
+        error = AuthFailed if _AUTH_WORDS.search(message) else BadResponse
+        raise error(f"{where}: answered 200 with an error: {message}")
     return data
 
 

@@ -16,6 +16,7 @@ without /api/v1; "tags_caps" for an Ollama whose /api/tags carries `capabilities
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -374,10 +375,8 @@ def _handler_for(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def _fault(self, fault: str) -> None:
-            try:
-                self._do_fault(fault)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up, as it should
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._do_fault(fault)  # a client giving up mid-fault is what should happen
 
         def _do_fault(self, fault: str) -> None:
             if fault == "hang":

@@ -1,4 +1,4 @@
-"""The HTTP edge: every fault a server can show becomes the right FetchError, in bounded time, without secrets."""
+"""The HTTP edge: every server fault becomes the right FetchError, in bounded time, without secrets."""
 
 from __future__ import annotations
 
@@ -21,12 +21,14 @@ from syncd.errors import (
 from syncd.fetch import check_count, make_client, redact_url, request_json, root_url, unwrap_list
 from syncd.model import Kind, Limits, ProviderSpec, Secret
 from syncd.providers import fetch_many, fetch_models
-from tests.fakes import FakeProvider, fake_provider  # noqa: F401  (fixture)
+from tests import fakes
+from tests.fakes import FakeProvider
 
 FAST = Limits(connect=0.5, read=0.5, total=1.5, max_body=1024 * 1024)
 KEY = "sk-test-SECRET-0123456789"
 
 Factory = Callable[..., FakeProvider]
+fake_provider = fakes.fake_provider  # the lead may move this into conftest.py
 
 
 def spec_of(fake: FakeProvider, kind: Kind = Kind.OPENAI, key: str | None = None) -> ProviderSpec:
@@ -121,7 +123,8 @@ async def test_server_echoing_the_key_is_scrubbed() -> None:
 
 async def test_400_saying_the_key_is_wrong_is_auth() -> None:
     def gemini_style(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(400, json={"error": {"message": "API key not valid. Please pass a valid API key."}})
+        message = "API key not valid. Please pass a valid API key."
+        return httpx.Response(400, json={"error": {"message": message}})
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(gemini_style)) as client:
         with pytest.raises(AuthFailed):

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -30,8 +29,8 @@ model_list:
   - model_name: embed-small
     litellm_params: {model: openai/text-embedding-3-small, api_base: "http://127.0.0.1:9/v1", api_key: dummy}
     model_info: {mode: embedding}
-general_settings: {master_key: %s}
-""" % MASTER
+general_settings: {master_key: MASTER_KEY}
+""".replace("MASTER_KEY", MASTER)
 LIMITS = Limits(connect=2, read=10, total=20)
 
 

@@ -6,7 +6,14 @@ import pytest
 
 from syncd.model import ModelKind, RemoteModel
 from syncd.normalize import (
-    MAX_ID_LEN, as_int, kind_from_id, merge, modalities, per_million, screen, settle_kind,
+    MAX_ID_LEN,
+    as_int,
+    kind_from_id,
+    merge,
+    modalities,
+    per_million,
+    screen,
+    settle_kind,
     unsafe_reason,
 )
 

@@ -10,10 +10,12 @@ import pytest
 from syncd.errors import AuthFailed, FetchTimeout
 from syncd.model import FetchResult, Kind, Limits, ModelKind, ProviderSpec, RemoteModel, Secret
 from syncd.providers import FetchCache, detect_kind, fetch_models, make_client
-from tests.fakes import FakeProvider, default_models, digest_of, fake_provider  # noqa: F401  (fixture)
+from tests import fakes
+from tests.fakes import FakeProvider, default_models, digest_of
 
 LIMITS = Limits(connect=1, read=1, total=5)
 Factory = Callable[..., FakeProvider]
+fake_provider = fakes.fake_provider  # the lead may move this into conftest.py
 
 
 def spec_of(fake: FakeProvider, kind: Kind | None, **kw: Any) -> ProviderSpec:

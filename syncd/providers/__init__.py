@@ -14,7 +14,7 @@ import httpx
 from syncd import normalize
 from syncd.catalog import Catalog
 from syncd.errors import BadResponse, FetchError, FetchTimeout, Unreachable
-from syncd.fetch import check_count, make_client, redact_url, request_json, root_url
+from syncd.fetch import DEFAULT_LIMITS, check_count, make_client, redact_url, request_json, root_url
 from syncd.model import FetchResult, Kind, Limits, ProviderSpec, RemoteModel
 
 __all__ = [
@@ -149,7 +149,7 @@ def _probe_matches(kind: Kind, data: object) -> bool:
 
 
 async def detect_kind(spec: ProviderSpec, client: httpx.AsyncClient, cache: FetchCache | None,
-                      *, limits: Limits = Limits()) -> Kind:
+                      *, limits: Limits = DEFAULT_LIMITS) -> Kind:
     """Setting, npm package, provider id, well-known port, cached probe, live probe, else openai."""
     known = _static_kind(spec)
     if known is not None:
@@ -193,7 +193,7 @@ async def _fetch(spec: ProviderSpec, client: httpx.AsyncClient, limits: Limits,
     return FetchResult(spec.id, kind, tuple(models), tuple(suspicious))
 
 
-async def fetch_models(spec: ProviderSpec, client: httpx.AsyncClient, *, limits: Limits = Limits(),
+async def fetch_models(spec: ProviderSpec, client: httpx.AsyncClient, *, limits: Limits = DEFAULT_LIMITS,
                        cache: FetchCache | None = None, catalog: Catalog | None = None) -> FetchResult:
     """Fetch and normalise one provider within `limits.total`; raises only FetchError subclasses."""
     try:
@@ -212,7 +212,7 @@ async def fetch_models(spec: ProviderSpec, client: httpx.AsyncClient, *, limits:
 
 
 async def fetch_many(specs: Sequence[ProviderSpec], client: httpx.AsyncClient, *,
-                     limits: Limits = Limits(), cache: FetchCache | None = None,
+                     limits: Limits = DEFAULT_LIMITS, cache: FetchCache | None = None,
                      catalog: Catalog | None = None) -> list[FetchResult | FetchError]:
     """Fetch every provider concurrently; results in the order of `specs`, failures as values."""
     shared = cache if cache is not None else FetchCache()

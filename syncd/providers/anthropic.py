@@ -1,4 +1,4 @@
-"""Anthropic (`@ai-sdk/anthropic`): `GET {baseURL}/models?limit=1000` with `x-api-key`, following `has_more`."""
+"""Anthropic (`@ai-sdk/anthropic`): `GET {baseURL}/models?limit=1000` with `x-api-key`, paged."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""llama.cpp's llama-server: `{baseURL}/models` (with `meta.n_ctx_train`) plus `/props` for the running context."""
+"""llama.cpp's llama-server: `{baseURL}/models` (`meta.n_ctx_train`) plus `/props` for the running context."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def from_model(item: Mapping[str, Any]) -> RemoteModel:
 
 
 def apply_props(model: RemoteModel, props: Mapping[str, Any]) -> RemoteModel:
-    """The server's effective context and template capabilities, which beat what the weights were trained for."""
+    """The server's effective context and template capabilities beat what the weights were trained for."""
     n_ctx = as_int(dig(props, "default_generation_settings", "n_ctx")) or as_int(props.get("n_ctx"))
     tools = as_bool(dig(props, "chat_template_caps", "supports_tools"))
     vision = as_bool(dig(props, "modalities", "vision"))

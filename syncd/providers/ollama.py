@@ -68,7 +68,7 @@ class OllamaProvider:
 
     async def list_models(self, ctx: Context) -> list[RemoteModel]:
         url = ctx.root + "/api/tags"
-        entries = [e for e in unwrap_list(await ctx.get(url), url, keys=("models",))]
+        entries = list(unwrap_list(await ctx.get(url), url, keys=("models",)))
         check_count(len(entries), ctx.limits, url)
         entries = [e if isinstance(e, Mapping) else {} for e in entries]
         gate = asyncio.Semaphore(max(1, ctx.limits.enrich_concurrency))

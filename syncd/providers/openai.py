@@ -1,4 +1,4 @@
-"""OpenAI-compatible servers (`GET {baseURL}/models`), with the extras of LiteLLM, OpenRouter, vLLM and Together."""
+"""OpenAI-compatible servers (`GET {baseURL}/models`) with LiteLLM, OpenRouter, vLLM and Together extras."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from syncd.errors import FetchError
+from syncd.fetch import check_count, unwrap_list
 from syncd.model import Kind, ModelKind, ProviderSpec, RemoteModel
 from syncd.normalize import as_bool, as_int, as_str, dig, in_list, merge, modalities, per_million
 from syncd.providers import Context, bearer_headers
-from syncd.fetch import check_count, unwrap_list
 
 _LITELLM_MARKS = ("max_input_tokens", "max_output_tokens", "mode")
 _MODES = {"chat": ModelKind.CHAT, "completion": ModelKind.CHAT, "responses": ModelKind.CHAT,
