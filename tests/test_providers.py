@@ -232,3 +232,13 @@ def test_cache_from_bad_json_is_empty() -> None:
 def test_default_models_cover_every_kind() -> None:
     for kind in Kind:
         assert default_models(str(kind))
+
+
+async def test_options_headers_sent_with_the_key(fake_provider: Factory) -> None:
+    fake = fake_provider("openai", api_key="k-123")
+    spec = spec_of(fake, Kind.OPENAI, api_key=Secret("k-123"),
+                   headers={"X-Team": Secret("blue")})
+    await fetch(spec)
+    (request,) = fake.requests
+    assert request.headers["x-team"] == "blue"
+    assert request.headers["authorization"] == "Bearer k-123"
