@@ -53,6 +53,8 @@ def _same(a: Any, b: Any) -> bool:
         return list(a) == list(b) and all(_same(v, b[k]) for k, v in a.items())
     if isinstance(a, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float):  # -0.0 == 0.0, but the file would say otherwise
+        return repr(a) == repr(b)
     return bool(a == b)
 
 
