@@ -45,23 +45,26 @@ def best_ms(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     return min(times), statistics.median(times)
 
 
-def main() -> None:
+def bench(label: str, text: str, repeat: int) -> None:
     entry = {"name": "New", "limit": {"context": 32768, "output": 4096}}
+    print(f"{label} config: {len(text.encode()):,} bytes")
+    cases: list[tuple[str, Callable[[], object]]] = [
+        ("parse", lambda: parse(text)),
+        ("add one model", lambda: modify(text, ["provider", "prov0", "models", "new"], entry)),
+        ("remove one model", lambda: modify(text, ["provider", "prov0", "models", "model-0-3"], REMOVE)),
+        ("add 5000 models", lambda: modify_many(
+            text, [(["provider", "prov0", "models", f"n{i}"], entry) for i in range(5000)])),
+        ("new provider + 5000 models", lambda: modify_many(
+            text, [(["provider", "fresh", "models", f"n{i}"], entry) for i in range(5000)])),
+    ]
+    for name, fn in cases:
+        best, median = best_ms(fn, repeat if "5000" not in name else max(2, repeat // 20))
+        print(f"  {name:28s} best {best:8.2f} ms   median {median:8.2f} ms")
+
+
+def main() -> None:
     for label, size, repeat in (("5 KB", 5_000, 200), ("1 MB", 1_000_000, 5)):
-        text = make_config(size)
-        print(f"{label} config: {len(text.encode()):,} bytes")
-        cases: list[tuple[str, Callable[[], object]]] = [
-            ("parse", lambda: parse(text)),
-            ("add one model", lambda: modify(text, ["provider", "prov0", "models", "new"], entry)),
-            ("remove one model", lambda: modify(text, ["provider", "prov0", "models", "model-0-3"], REMOVE)),
-            ("add 5000 models", lambda: modify_many(
-                text, [(["provider", "prov0", "models", f"n{i}"], entry) for i in range(5000)])),
-            ("new provider + 5000 models", lambda: modify_many(
-                text, [(["provider", "fresh", "models", f"n{i}"], entry) for i in range(5000)])),
-        ]
-        for name, fn in cases:
-            best, median = best_ms(fn, repeat if "5000" not in name else max(2, repeat // 20))
-            print(f"  {name:28s} best {best:8.2f} ms   median {median:8.2f} ms")
+        bench(label, make_config(size), repeat)
 
 
 if __name__ == "__main__":

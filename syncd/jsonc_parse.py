@@ -43,7 +43,7 @@ class JsoncError(SyncdError):
 
 
 def position(text: str, offset: int) -> tuple[int, int]:
-    """1-based (line, column) of `offset`; `\\r\\n`, `\\r` and `\\n` each end one line; a BOM is not a column."""
+    """1-based (line, column) of `offset`; CRLF, CR and LF each end a line; a BOM takes no column."""
     line, start = 1, 0
     for m in _LINE_BREAK.finditer(text, 0, offset):
         line, start = line + 1, m.end()

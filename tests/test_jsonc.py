@@ -68,7 +68,8 @@ def test_several_inserts_into_one_object_append_in_order_on_their_own_lines() ->
 
 def test_inserts_into_a_new_provider_merge_into_one_block() -> None:
     text = '{\n  "provider": {}\n}\n'
-    out = modify_many(text, [(["provider", "p", "models", "m1"], {}), (["provider", "p", "models", "m2"], {})])
+    changes = [(["provider", "p", "models", m], {}) for m in ("m1", "m2")]
+    out = modify_many(text, changes)
     assert parse(out) == {"provider": {"p": {"models": {"m1": {}, "m2": {}}}}}
     assert out.count('"p"') == 1
 
