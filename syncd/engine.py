@@ -1,4 +1,4 @@
-"""One sync cycle per target — read, fetch, plan, patch, write, record, notify — shared by `once` and `run`."""
+"""One sync cycle per target (read, fetch, plan, patch, write, record, notify) for `once` and `run`."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from syncd import jsonc, paths
 from syncd.catalog import Catalog, load_catalog_async
 from syncd.credentials import load_auth, provider_spec
-from syncd.daemon import JobSpec
 from syncd.errors import FetchError, StateError, SyncdError, TargetError
 from syncd.events import (
     Event,
@@ -33,6 +32,9 @@ from syncd.settings import Settings, load_settings
 from syncd.state import ProviderState, State, load_state, save_state, state_file, target_key
 from syncd.store import WriteResult, atomic_write_bytes, read_target, write_target
 from syncd.targets import custom_providers, fingerprint, is_loopback, models_of, resolve_targets
+
+if TYPE_CHECKING:  # the daemon pulls in apscheduler and watchfiles, which `syncd once` never needs
+    from syncd.daemon import JobSpec
 
 CACHE_NAME = "fetch-cache.json"
 CATALOG_MAX_AGE = 86400.0
@@ -97,6 +99,8 @@ class Engine:
         return list(dict.fromkeys(files))
 
     def jobs(self) -> list[JobSpec]:
+        from syncd.daemon import JobSpec
+
         out: list[JobSpec] = []
         for target in self.targets():
             try:

@@ -11,7 +11,8 @@ from syncd.detect import add_blocks, free_id, probe_runtimes, provider_block, un
 from syncd.engine import Engine
 from syncd.errors import StateError, SyncdError, TargetError, UsageError
 from syncd.locks import target_lock
-from syncd.notify import Notifier, NotifyConfig
+from syncd.notify import Notifier
+from syncd.notify_config import NotifyConfig
 from syncd.plan import restore
 from syncd.report import TargetReport
 from syncd.settings import Settings, load_settings

@@ -11,7 +11,10 @@ from syncd.report import ProviderReport, Status, TargetReport
 from syncd.state import State
 
 WIDTH = 80
-_HEAD = f"  {'provider':<18} {'status':<7} {'served':>6} {'+add':>5} {'-rm':>4} {'~upd':>5} {'skip':>5} {'ms':>6}"
+_HEAD = (
+    f"  {'provider':<18} {'status':<7} {'served':>6} {'+add':>5} {'-rm':>4} {'~upd':>5} "
+    f"{'skip':>5} {'ms':>6}"
+)
 
 
 def any_failed(reports: Iterable[TargetReport]) -> bool:

@@ -8,6 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakes import (  # noqa: F401  (fixtures shared by every test module)
+    fake_anthropic,
+    fake_gemini,
+    fake_llamacpp,
+    fake_lmstudio,
+    fake_ollama,
+    fake_openai,
+    fake_provider,
+)
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 CORPUS = SHARED / "corpus" / "opencode-configs"
@@ -15,7 +24,9 @@ IN_CI = bool(os.environ.get("CI"))
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """Point HOME, XDG_* and SYNCD_* at temp dirs so no test can touch the real home."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
