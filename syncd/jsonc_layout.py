@@ -14,7 +14,6 @@ _INDENT = re.compile(r"[ \t]*")
 # spaces, tabs and block comments that stay on one line
 _SAME_LINE = re.compile(r"(?:[ \t]+|/\*(?:[^*\r\n]|\*(?!/))*\*/)*")
 _UNIT_SAMPLES = 64
-_CLOSING_LINE = re.compile(r"(?<=[^\[{])(\n[ \t]*[}\]])")
 
 
 class Layout:
@@ -133,15 +132,30 @@ class Layout:
 
     def render(self, value: Any, base: str, multiline: bool, pad: str = "") -> str:
         if multiline:
-            s = json.dumps(value, ensure_ascii=False, indent=self.unit, allow_nan=False)
-            if "\n" not in s:
-                return s
-            if self.trailing_commas:
-                # json.dumps never puts a raw line break inside a string, so every line that
-                # closes a container follows a complete value
-                s = _CLOSING_LINE.sub(r",\1", s)
-            return s.replace("\n", self.eol + base)
+            return _dump(value, self.unit, "", self.trailing_commas).replace("\n", self.eol + base)
         return _inline(value, pad)
+
+
+SHORT_ARRAY = 60  # a list of scalars up to this width stays on one line, as people write them
+
+
+def _dump(value: Any, unit: str, indent: str, trailing: bool) -> str:
+    """Like json.dumps(indent=unit), but short scalar lists stay inline and trailing commas follow
+    the file's habit; lines are joined with "\n" for the caller to translate."""
+    if isinstance(value, list) and value and not any(isinstance(v, dict | list) for v in value):
+        flat = _inline(value, "")
+        if len(flat) <= SHORT_ARRAY:
+            return flat
+    if isinstance(value, dict | list) and value:
+        inner = indent + unit
+        if isinstance(value, dict):
+            items = [f"{render_key(k)}: {_dump(v, unit, inner, trailing)}" for k, v in value.items()]
+        else:
+            items = [_dump(v, unit, inner, trailing) for v in value]
+        open_, close = ("{", "}") if isinstance(value, dict) else ("[", "]")
+        body = ",\n".join(inner + item for item in items)
+        return f"{open_}\n{body}{',' if trailing else ''}\n{indent}{close}"
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
 def _inline(value: Any, pad: str) -> str:
