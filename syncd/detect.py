@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,12 +52,30 @@ def _answers_as(kind: Kind, data: object) -> bool:
     return "default_generation_settings" in data or "n_ctx" in data
 
 
+def runtimes_from_env(env: Mapping[str, str] | None = None) -> tuple[Runtime, ...]:
+    """RUNTIMES, with ports from `SYNCD_DETECT_PORTS` ("OLLAMA,LMSTUDIO,LLAMACPP", 0 = off) when set.
+
+    Only tests set it: the fixed ports may be busy or unavailable where they run.
+    """
+    raw = (os.environ if env is None else env).get("SYNCD_DETECT_PORTS", "").strip()
+    if not raw:
+        return RUNTIMES
+    ports = [p.strip() for p in raw.split(",")]
+    out = []
+    for rt, port in zip(RUNTIMES, ports, strict=False):
+        if port.isdigit() and int(port) > 0:  # "0" leaves that runtime out
+            url = f"http://127.0.0.1:{int(port)}/v1"
+            out.append(Runtime(rt.kind, rt.provider_id, rt.name, url, rt.probe))
+    return tuple(out)
+
+
 async def probe_runtimes(
-    client: httpx.AsyncClient, runtimes: Iterable[Runtime] = RUNTIMES, budget: float = PROBE_BUDGET
+    client: httpx.AsyncClient, runtimes: Iterable[Runtime] | None = None,
+    budget: float = PROBE_BUDGET,
 ) -> list[Runtime]:
-    """The runtimes that answer within `budget`, in the order given."""
+    """The runtimes that answer within `budget`, in the order given (default: runtimes_from_env())."""
     limits = Limits(connect=budget, read=budget, total=budget, max_body=1 << 20)
-    runtimes = list(runtimes)
+    runtimes = list(runtimes_from_env() if runtimes is None else runtimes)
 
     async def one(rt: Runtime) -> bool:
         try:

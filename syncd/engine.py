@@ -158,8 +158,12 @@ class Engine:
     async def sync_preview(
         self, target: Path, text: str, provider_ids: Sequence[str] | None = None
     ) -> TargetReport:
-        """A dry-run cycle as if `target` held `text` (e.g. after `syncd add --dry-run`)."""
-        return await self.sync(target, provider_ids, dry_run=True, text=text)
+        """A dry-run cycle as if `target` held `text` (e.g. after `syncd add --dry-run`).
+
+        The diff runs from what is on disk now, so it shows `text`'s own change too.
+        """
+        return await self.sync(target, provider_ids, dry_run=True, text=text,
+                               diff_base=read_target(target).text)
 
     async def sync(
         self,
@@ -168,6 +172,7 @@ class Engine:
         *,
         dry_run: bool = False,
         text: str | None = None,
+        diff_base: str | None = None,
     ) -> TargetReport:
         """One cycle of one target; every failure of a provider or of the target is in the report."""
         path = str(target)
@@ -207,6 +212,9 @@ class Engine:
         try:
             if dry_run:
                 new_text = transform(text)
+                if diff_base is not None:
+                    return self._report(path, fetched, cycle, skipped, before, diff_base,
+                                        text if new_text is None else new_text)
                 return self._report(path, fetched, cycle, skipped, before, text, new_text)
             result = write_target(
                 target,
