@@ -14,6 +14,7 @@ from syncd import jsonc
 from syncd.errors import FetchError
 from syncd.fetch import request_json
 from syncd.model import Kind, Limits
+from syncd.providers import probe_matches
 from syncd.targets import custom_providers, host_port
 
 PROBE_BUDGET = 0.3  # seconds for all probes together (DESIGN §4.9)
@@ -39,17 +40,6 @@ RUNTIMES = (
             "/api/v0/models"),
     Runtime(Kind.LLAMACPP, "llamacpp", "llama.cpp (local)", "http://127.0.0.1:8080/v1", "/props"),
 )
-
-
-def _answers_as(kind: Kind, data: object) -> bool:
-    """Only a runtime's own shape counts: port 8080 is busy with all sorts of servers."""
-    if not isinstance(data, Mapping):
-        return False
-    if kind is Kind.OLLAMA:
-        return isinstance(data.get("version"), str)
-    if kind is Kind.LMSTUDIO:
-        return isinstance(data.get("data"), list) and data.get("object") == "list"
-    return "default_generation_settings" in data or "n_ctx" in data
 
 
 def runtimes_from_env(env: Mapping[str, str] | None = None) -> tuple[Runtime, ...]:
@@ -80,8 +70,8 @@ async def probe_runtimes(
     async def one(rt: Runtime) -> bool:
         try:
             async with asyncio.timeout(budget):
-                return _answers_as(rt.kind, await request_json(client, rt.root + rt.probe,
-                                                               limits=limits))
+                return probe_matches(rt.kind, await request_json(client, rt.root + rt.probe,
+                                                                 limits=limits))
         except (FetchError, TimeoutError):
             return False
 

@@ -7,11 +7,11 @@ import re
 from typing import Any
 
 from syncd.model import RemoteModel
+from syncd.normalize import unsafe_reason
 
 # the only modality values OpenCode's config schema accepts (DESIGN §1.4)
 MODALITIES = ("text", "audio", "image", "video", "pdf")
 DEFAULT_OUTPUT_CAP = 32000
-MAX_TEXT = 256
 
 _ACRONYMS = {"gpt": "GPT", "oss": "OSS", "vl": "VL", "moe": "MoE", "awq": "AWQ", "gguf": "GGUF",
              "mlx": "MLX", "gptq": "GPTQ", "fp8": "FP8", "fp16": "FP16", "bf16": "BF16",
@@ -23,15 +23,7 @@ _SMALL_NUMBER = re.compile(r"^\d{1,2}$")
 
 def unsafe_text(text: str) -> str | None:
     """Why `text` must not be written as a model ID or name (DESIGN §4.6); None if it may."""
-    if not text:
-        return "empty"
-    if len(text) > MAX_TEXT:
-        return f"longer than {MAX_TEXT} characters"
-    if "{env:" in text or "{file:" in text:
-        return "contains an OpenCode substitution ({env: or {file:)"
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text):
-        return "contains a control character"
-    return None
+    return unsafe_reason(text)
 
 
 def readable_name(model_id: str) -> str:

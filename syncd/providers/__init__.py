@@ -138,7 +138,7 @@ def _static_kind(spec: ProviderSpec) -> Kind | None:
     return _PORTS.get(port) if port else None
 
 
-def _probe_matches(kind: Kind, data: object) -> bool:
+def probe_matches(kind: Kind, data: object) -> bool:
     if not isinstance(data, Mapping):
         return False
     if kind is Kind.OLLAMA:
@@ -169,7 +169,7 @@ async def detect_kind(spec: ProviderSpec, client: httpx.AsyncClient, cache: Fetc
             if not isinstance(answer, FetchError):
                 raise answer
             continue
-        if _probe_matches(kind, answer):
+        if probe_matches(kind, answer):
             break
     else:
         kind = Kind.OPENAI
