@@ -289,6 +289,7 @@ async def _service(service: Callable[[], ServiceStatus]) -> list[Check]:
 
 # --- output -----------------------------------------------------------------------------------
 
+_NAME_MAX = 18
 _LABEL = {Status.OK: "ok", Status.WARN: "warn", Status.FAIL: "FAIL"}
 
 
@@ -296,18 +297,30 @@ def counts(checks: Sequence[Check]) -> dict[str, int]:
     return {s.value: sum(1 for c in checks if c.status is s) for s in Status}
 
 
+def _tilde(text: str, home: str) -> str:
+    return text.replace(home + "/", "~/") if len(home) > 1 else text
+
+
+def _wrap(text: str, width: int, first: str, rest: str) -> list[str]:
+    # words stay whole so paths and URLs can be copied; only a word longer than a line overflows
+    return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest,
+                         break_long_words=False, break_on_hyphens=False) or [first.rstrip()]
+
+
 def format_checks(checks: Sequence[Check], width: int = WIDTH) -> str:
     """One aligned row per check (fix on the next line), wrapped to `width`, then the totals."""
-    name_w = min(max((len(c.name) for c in checks), default=0), 20)
+    home = str(Path.home())
+    name_w = max((len(c.name) for c in checks if len(c.name) <= _NAME_MAX), default=0)
     indent = " " * (4 + 2 + name_w + 2)
     lines: list[str] = []
     for c in checks:
         head = f"{_LABEL[c.status]:<4}  {c.name:<{name_w}}  "
-        lines += textwrap.wrap(c.message, width, initial_indent=head, subsequent_indent=indent,
-                               break_on_hyphens=False) or [head.rstrip()]
+        if len(head) > len(indent):  # a long provider ID: the message goes below it
+            lines.append(head.rstrip())
+            head = indent
+        lines += _wrap(_tilde(c.message, home), width, head, indent)
         if c.fix and c.status is not Status.OK:
-            lines += textwrap.wrap(c.fix, width, initial_indent=indent + "fix: ",
-                                   subsequent_indent=indent + "     ", break_on_hyphens=False)
+            lines += _wrap(_tilde(c.fix, home), width, indent + "fix: ", indent + "     ")
     n = counts(checks)
     lines.append(f"{n['ok']} ok, {n['warn']} warnings, {n['fail']} failed")
     return "\n".join(lines) + "\n"

@@ -256,11 +256,14 @@ def linux_processes(proc: Path = Path("/proc")) -> list[Proc]:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
+            stat = (entry / "stat").read_text()
             argv = [a for a in (entry / "cmdline").read_bytes().decode("utf-8", "replace")
                     .split("\0") if a]
+            # cmdline reads empty while a process is still in exec(); its name is in stat already
+            argv = argv or [stat[stat.find("(") + 1:stat.rfind(")")]]
             if not looks_like_opencode(argv):
                 continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            fields = stat.rsplit(")", 1)[1].split()
             started = btime + int(fields[19]) / ticks  # field 22 is the 20th after "(comm)"
         except (OSError, IndexError, ValueError):
             continue  # the process ended while we looked
