@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FakeProvider, default_models, wait_until
 
 from syncd import jsonc
-from tests.fakes import FakeProvider, default_models, fake_provider, wait_until  # noqa: F401  (fixture)
 
 Factory = Callable[..., FakeProvider]
 HOSTILE_ID = "x-{file:/etc/hostname}"
