@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import textwrap
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
@@ -49,6 +50,7 @@ __all__ = ["Check", "Status", "Proc", "run_checks", "format_checks", "to_json", 
 LIMITS = Limits(connect=3.0, read=3.0, total=8.0)
 _LOCAL_KINDS = (Kind.OLLAMA, Kind.LMSTUDIO, Kind.LLAMACPP)  # their OpenAI API lives under /v1
 WIDTH = 80
+_REQUEST = re.compile(r"^[A-Z]+ \S+: ")
 
 
 def _crashed(name: str, exc: BaseException) -> Check:
@@ -119,7 +121,9 @@ async def _reach(name: str, pid: str, block: Mapping[str, Any], spec: ProviderSp
         return Check(name, Status.FAIL, one_line(exc.reason),
                      "check options.baseURL points at the server's OpenAI-style API"), None, cache
     except FetchError as exc:
-        return Check(name, Status.FAIL, one_line(exc.reason),
+        # the reason names whichever probe failed first; the user knows the server by its baseURL
+        why = _REQUEST.sub("", one_line(exc.reason), count=1)
+        return Check(name, Status.FAIL, f"cannot reach {url}: {why}",
                      "start the server, or fix options.baseURL"), None, cache
     base = spec.base_url.rstrip("/")
     if result.kind in _LOCAL_KINDS and not base.endswith("/v1"):
@@ -148,9 +152,17 @@ def _models_check(pid: str, block: Mapping[str, Any], result: FetchResult,
                  f"fix the ID(s) in provider.{pid}.models, or pull/load the model")
 
 
+_CONTEXT_FIX = {
+    Kind.OLLAMA: f"OLLAMA_CONTEXT_LENGTH={MIN_CONTEXT} ollama serve, or a Modelfile "
+                 f"`PARAMETER num_ctx {MIN_CONTEXT}`",
+    Kind.LLAMACPP: f"restart llama-server with `-c {MIN_CONTEXT}` (or more)",
+}
+
+
 def _context_check(pid: str, block: Mapping[str, Any], result: FetchResult,
                    cache: FetchCache) -> Check:
-    """Ollama's effective context: a Modelfile num_ctx, else the server's (small) default."""
+    """The effective context: Ollama's Modelfile num_ctx, else its server's (small) default;
+    llama.cpp's running n_ctx from /props."""
     name = f"context {pid}"
     listed = set(models_of(block) or {})
     chat = [m for m in result.models if m.kind is not ModelKind.EMBEDDING]
@@ -166,9 +178,7 @@ def _context_check(pid: str, block: Mapping[str, Any], result: FetchResult,
         return ok(name, f"{len(chosen)} model(s) with a context of at least {MIN_CONTEXT}")
     more = f" and {len(low) - 3} more" if len(low) > 3 else ""
     return Check(name, Status.WARN, f"context below {MIN_CONTEXT} (tool calls fail): "
-                 f"{', '.join(low[:3])}{more}",
-                 f"OLLAMA_CONTEXT_LENGTH={MIN_CONTEXT} ollama serve, or a Modelfile "
-                 f"`PARAMETER num_ctx {MIN_CONTEXT}`")
+                 f"{', '.join(low[:3])}{more}", _CONTEXT_FIX[result.kind])
 
 
 async def _provider(target: Path, pid: str, block: Mapping[str, Any], auth: Mapping[str, Any],
@@ -187,7 +197,7 @@ async def _provider(target: Path, pid: str, block: Mapping[str, Any], auth: Mapp
     if result is not None:
         managed = state.provider(target, pid).managed if state is not None else {}
         out.append(_models_check(pid, block, result, managed))
-        if result.kind is Kind.OLLAMA:
+        if result.kind in _CONTEXT_FIX:
             out.append(_context_check(pid, block, result, cache))
     return out
 

@@ -175,13 +175,15 @@ def check_auth_ids(auth: Mapping[str, Any], targets: Sequence[TargetInfo],
         if close:
             out.append(Check("auth.json", Status.FAIL,
                              f"key for `{pid}` matches no provider; did you mean `{close[0]}`?",
-                             f"`opencode auth logout` `{pid}`, then `opencode auth login` "
-                             f"with the ID `{close[0]}`"))
+                             f"run `opencode auth logout` (pick `{pid}`), then `opencode auth "
+                             f"login` with the ID `{close[0]}`"))
         else:
             out.append(Check("auth.json", Status.WARN,
                              f"key for `{pid}` matches no provider in your configs",
                              "remove it with `opencode auth logout`, or add provider "
                              f"`{pid}` to a config"))
+    if not auth:
+        return [ok("auth.json", "no keys stored (none needed so far)")]
     return out or [ok("auth.json", f"{len(auth)} key(s), each for a known provider")]
 
 
@@ -195,7 +197,8 @@ def check_bearer(auth: Mapping[str, Any], targets: Sequence[TargetInfo]) -> list
     for pid, entry in auth.items():
         if isinstance(entry, Mapping) and _bearer(entry.get("key")):
             out.append(Check("bearer", Status.FAIL, f"auth.json key of `{pid}` starts with `Bearer `",
-                             f"`opencode auth login` `{pid}` again and paste the key alone"))
+                             f"run `opencode auth login` for `{pid}` again and paste the key "
+                             "without `Bearer `"))
     for t in targets:
         for pid, block in custom_providers(t.data).items():
             raw = block["options"].get("apiKey")

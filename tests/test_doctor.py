@@ -223,10 +223,20 @@ def test_reachable_provider_passes_with_its_model_count(fake_provider: Fake) -> 
     assert check.status is Status.OK and f"{len(fake.models)} model(s)" in check.message
 
 
-def test_unreachable_provider_fails_fast() -> None:
-    write_config({"gone": block(f"http://127.0.0.1:{closed_port()}/v1")})
+def test_unreachable_provider_fails_naming_its_base_url() -> None:
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    write_config({"gone": block(url)})
     check = one(doctor(), "provider gone")
-    assert check.status is Status.FAIL and "fix options.baseURL" in check.fix
+    assert check.status is Status.FAIL and check.message.startswith(f"cannot reach {url}: ")
+    assert "fix options.baseURL" in check.fix
+
+
+def test_hung_server_is_a_timeout_failure_not_a_hang(fake_provider: Fake) -> None:
+    fake = fake_provider("openai")
+    fake.fault = "hang"
+    write_config({"gw": block(fake.base_url)})
+    check = one(doctor(), "provider gw")
+    assert check.status is Status.FAIL and "within" in check.message
 
 
 def test_server_wanting_a_key_that_is_missing_fails_with_login_fix(fake_provider: Fake) -> None:
@@ -330,6 +340,19 @@ def test_ollama_models_with_64k_context_pass(fake_provider: Fake) -> None:
         {"id": "nomic-embed-text:latest", "context": 2048, "embedding": True}])
     write_config({"ollama": block(fake.base_url, models=["big:30b"])})
     assert one(doctor(), "context ollama").status is Status.OK
+
+
+def test_llamacpp_running_below_64k_context_warns(fake_provider: Fake) -> None:
+    fake = fake_provider("llamacpp", models=[{"id": "qwen", "context": 131072, "num_ctx": 8192}])
+    write_config({"llamacpp": block(fake.base_url, models=["qwen"])})
+    check = one(doctor(), "context llamacpp")
+    assert check.status is Status.WARN and "qwen (8192)" in check.message and "-c 65536" in check.fix
+
+
+def test_llamacpp_running_with_64k_context_passes(fake_provider: Fake) -> None:
+    fake = fake_provider("llamacpp", models=[{"id": "qwen", "context": 131072, "num_ctx": 65536}])
+    write_config({"llamacpp": block(fake.base_url, models=["qwen"])})
+    assert one(doctor(), "context llamacpp").status is Status.OK
 
 
 # --- a stale OpenCode -------------------------------------------------------------------------
