@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import random
 import signal
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +17,15 @@ import structlog
 from syncd import paths, sdnotify
 from syncd.errors import SettingsError
 from syncd.report import Status, TargetReport
-from syncd.schedule import JobKey, JobScheduler, diff_jobs, jittered, next_delay, outcome_of
+from syncd.schedule import (
+    JobKey,
+    JobScheduler,
+    TargetRunner,
+    diff_jobs,
+    jittered,
+    next_delay,
+    outcome_of,
+)
 from syncd.watch import ChangeGate, watch_changes
 
 log = structlog.get_logger("syncd.daemon")
@@ -61,36 +69,6 @@ def status_line(ok: int, failing: int, next_in: float | None) -> str:
     return ", ".join(parts)
 
 
-class _TargetRunner:
-    """Serialises one target's work and coalesces requests made while it is busy into one run."""
-
-    def __init__(self, daemon: Daemon, target: Path) -> None:
-        self._daemon = daemon
-        self.target = target
-        self.pending: set[str] = set()
-        self.revalidate = False
-        self.task: asyncio.Task[None] | None = None
-
-    def request(
-        self, provider_ids: Iterable[str] = (), *, revalidate: bool = False
-    ) -> asyncio.Task[None]:
-        self.pending.update(provider_ids)
-        self.revalidate = self.revalidate or revalidate
-        if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self._drain(), name=f"syncd target {self.target}")
-        return self.task
-
-    async def _drain(self) -> None:
-        while self.revalidate or self.pending:
-            if self.revalidate:  # first, so a sync that follows sees the state it records
-                self.revalidate = False
-                await self._daemon._revalidate(self.target)
-            if self.pending:
-                batch = sorted(self.pending)
-                self.pending.clear()
-                await self._daemon._sync(self.target, batch)
-
-
 class Daemon:
     """The long-running side of syncd; one instance per `serve()`."""
 
@@ -110,7 +88,7 @@ class Daemon:
         self._specs: dict[JobKey, JobSpec] = {}
         self._failures: dict[JobKey, int] = {}
         self._ok: dict[JobKey, bool] = {}
-        self._runners: dict[Path, _TargetRunner] = {}
+        self._runners: dict[Path, TargetRunner] = {}
         self._broken: dict[Path, str] = {}  # target -> its error; its jobs stay until it parses
         self._gate = ChangeGate()
         self._stop = asyncio.Event()
@@ -130,7 +108,8 @@ class Daemon:
         by_target: dict[Path, list[str]] = {}
         for target, pid in self._specs:
             by_target.setdefault(target, []).append(pid)
-        return [self._runner(t).request(ids) for t, ids in by_target.items()]
+        started = (self._runner(t).request(ids) for t, ids in by_target.items())
+        return [t for t in started if t is not None]
 
     def reload(self) -> None:
         """Re-read settings, then bring the watches and jobs in line (SIGHUP, settings edited)."""
@@ -215,10 +194,10 @@ class Daemon:
         log.info("sync of everything requested")
         self.sync_all()
 
-    def _runner(self, target: Path) -> _TargetRunner:
+    def _runner(self, target: Path) -> TargetRunner:
         runner = self._runners.get(target)
         if runner is None:
-            runner = self._runners[target] = _TargetRunner(self, target)
+            runner = self._runners[target] = TargetRunner(target, self._sync, self._revalidate)
         return runner
 
     async def _fire(self, key: JobKey) -> None:
@@ -276,6 +255,8 @@ class Daemon:
             )
         if self._ready and not self._stop.is_set():
             self._notify(f"STATUS={self._status()}")
+        # for leak hunting (tests, -v): this count must stay flat over hours of cycles
+        log.debug("cycle done", target=str(target), tasks=len(asyncio.all_tasks()))
 
     async def _revalidate(self, target: Path) -> None:
         try:
@@ -283,6 +264,7 @@ class Daemon:
         except Exception:
             log.exception("revalidation failed", target=str(target))
             return
+        log.info("target revalidated", target=str(target), valid=report.error is None)
         self._note_target_error(target, report)
         for p in report.providers:
             if p.tombstoned:
@@ -351,9 +333,8 @@ class Daemon:
 
     async def _finish_in_flight(self) -> None:
         for runner in self._runners.values():
-            runner.pending.clear()  # no follow-up runs once stopping
-            runner.revalidate = False
-        busy = [r.task for r in self._runners.values() if r.task and not r.task.done()]
+            runner.cancel_follow_ups()  # no follow-up runs once stopping
+        busy = [t for r in self._runners.values() for t in r.busy()]
         if not busy:
             return
         log.info("waiting for syncs in flight", count=len(busy))
