@@ -126,22 +126,33 @@ def main() -> int:
     )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", choices=[c[0] for c in CASES])
+    parser.add_argument("--quick", action="store_true", help="one run per case (smoke)")
+    parser.add_argument("--json", action="store_true",
+                        help="print rows {figure, target, measured, unit, verdict} for bench/run_all.py")
     args = parser.parse_args()
-    print(f"syncd once, median of {args.runs} runs (python {sys.version.split()[0]}, {os.cpu_count()} cpus)")
-    print(f"{'case':<34} {'target':>7} {'median':>8} {'min':>7} {'max':>7} {'peak RSS':>9}  ok")
+    runs_per_case = 1 if args.quick else args.runs
+    rows: list[dict[str, object]] = []
+    lines = [f"syncd once, median of {runs_per_case} runs "
+             f"(python {sys.version.split()[0]}, {os.cpu_count()} cpus)",
+             f"{'case':<34} {'target':>7} {'median':>8} {'min':>7} {'max':>7} {'peak RSS':>9}  ok"]
     over = False
     for key, label, target, fn in CASES:
         if args.only and key != args.only:
             continue
         with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp:
-            runs = fn(Path(tmp), args.runs)
+            runs = fn(Path(tmp), runs_per_case)
         secs = [r.seconds for r in runs]
         med = statistics.median(secs)
         rss = max(r.max_rss_kb for r in runs) / 1024
         ok = med <= target and all(r.code == 0 for r in runs)
         over |= not ok
-        print(f"{key}) {label:<31} {target:>6.2f}s {med:>7.3f}s {min(secs):>6.3f}s {max(secs):>6.3f}s "
-              f"{rss:>7.1f}MB  {'yes' if ok else 'NO'}")
+        lines.append(f"{key}) {label:<31} {target:>6.2f}s {med:>7.3f}s {min(secs):>6.3f}s "
+                     f"{max(secs):>6.3f}s {rss:>7.1f}MB  {'yes' if ok else 'NO'}")
+        rows.append({"figure": f"once {key}) {label}: wall time (median)", "target": f"<= {target} s",
+                     "measured": round(med, 3), "unit": "s", "verdict": "met" if ok else "missed"})
+        rows.append({"figure": f"once {key}) {label}: peak RSS", "target": "",
+                     "measured": round(rss, 1), "unit": "MB"})
+    print(json.dumps(rows, indent=1) if args.json else "\n".join(lines))
     return 1 if over else 0
 
 
