@@ -1,10 +1,12 @@
-"""Shared helpers for bench scripts: result rows, the machine line, Markdown tables, child runs with peak RSS."""
+"""Shared helpers for bench scripts: result rows, machine line, Markdown tables, child runs with peak RSS."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -20,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class Row:
-    """One figure of a benchmark; `measured` is syncd's value, `peer` the closest peer's where there is one."""
+    """One figure of a benchmark: `measured` is syncd's value, `peer` the closest peer's, if any."""
 
     figure: str
     target: str
@@ -109,17 +111,27 @@ class Run:
 
 def run_measured(argv: Sequence[str], env: Mapping[str, str], timeout: float,
                  cwd: str | None = None) -> Run:
-    """Run a child, wait with wait4 for its own rusage, kill it at `timeout` (then rc is None)."""
-    out_path = Path(env.get("HOME", "/tmp")) / f".bench-out-{time.monotonic_ns()}"
-    with open(out_path, "w+b") as out, open(str(out_path) + ".err", "w+b") as err:
+    """Run a child, measure wall time and its peak RSS, kill its group at `timeout` (rc None).
+
+    Peak RSS comes from GNU time when present: Linux charges a child forked from this (large)
+    process with this process's high-water mark, so wait4's ru_maxrss would read ~30 MB for any
+    child; `time` is small, so what it reports is the tool's own peak.
+    """
+    base = Path(env.get("HOME", "/tmp")) / f".bench-{time.monotonic_ns()}"
+    gnu_time = Path("/usr/bin/time")
+    wrapped = list(argv)
+    if gnu_time.exists():
+        wrapped = [str(gnu_time), "-f", "%M", "-o", f"{base}.rss", *wrapped]
+    with open(f"{base}.out", "w+b") as out, open(f"{base}.err", "w+b") as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(list(argv), env=dict(env), stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL, cwd=cwd)
+        proc = subprocess.Popen(wrapped, env=dict(env), stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True)
         killed = threading.Event()
 
         def kill() -> None:
             killed.set()
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
         timer = threading.Timer(timeout, kill)
         timer.start()
@@ -132,9 +144,12 @@ def run_measured(argv: Sequence[str], env: Mapping[str, str], timeout: float,
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    out_path.unlink()
-    Path(str(out_path) + ".err").unlink()
-    return Run(None if killed.is_set() else proc.returncode, wall, usage.ru_maxrss, stdout, stderr)
+    rss = usage.ru_maxrss
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        rss = int(Path(f"{base}.rss").read_text().split()[-1])
+    for suffix in (".out", ".err", ".rss"):
+        Path(f"{base}{suffix}").unlink(missing_ok=True)
+    return Run(None if killed.is_set() else proc.returncode, wall, rss, stdout, stderr)
 
 
 def median(values: Sequence[float]) -> float:

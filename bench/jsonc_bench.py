@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import sys
 import time
@@ -45,9 +47,10 @@ def best_ms(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     return min(times), statistics.median(times)
 
 
-def bench(label: str, text: str, repeat: int) -> None:
+def bench(label: str, text: str, repeat: int, quiet: bool = False) -> list[dict[str, object]]:
     entry = {"name": "New", "limit": {"context": 32768, "output": 4096}}
-    print(f"{label} config: {len(text.encode()):,} bytes")
+    if not quiet:
+        print(f"{label} config: {len(text.encode()):,} bytes")
     cases: list[tuple[str, Callable[[], object]]] = [
         ("parse", lambda: parse(text)),
         ("add one model", lambda: modify(text, ["provider", "prov0", "models", "new"], entry)),
@@ -57,14 +60,26 @@ def bench(label: str, text: str, repeat: int) -> None:
         ("new provider + 5000 models", lambda: modify_many(
             text, [(["provider", "fresh", "models", f"n{i}"], entry) for i in range(5000)])),
     ]
+    rows: list[dict[str, object]] = []
     for name, fn in cases:
         best, median = best_ms(fn, repeat if "5000" not in name else max(2, repeat // 20))
-        print(f"  {name:28s} best {best:8.2f} ms   median {median:8.2f} ms")
+        if not quiet:
+            print(f"  {name:28s} best {best:8.2f} ms   median {median:8.2f} ms")
+        rows.append({"figure": f"JSONC {label}: {name} (median)", "target": "", "measured":
+                     round(median, 3), "unit": "ms", "ratio": None})
+    return rows
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--json", action="store_true", help="print rows {figure, target, measured, unit, ratio}")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (for the smoke test)")
+    args = ap.parse_args()
+    rows: list[dict[str, object]] = []
     for label, size, repeat in (("5 KB", 5_000, 200), ("1 MB", 1_000_000, 5)):
-        bench(label, make_config(size), repeat)
+        rows += bench(label, make_config(size), 2 if args.quick else repeat, quiet=args.json)
+    if args.json:
+        print(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

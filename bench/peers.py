@@ -1,6 +1,6 @@
-"""Side by side with the closest peer (PyPI opencode-sync): both tools on the same fixtures and fake servers, one table.
+"""Side by side with the closest peer (PyPI opencode-sync): same fixtures, same fake servers, one table.
 
-Usage: bench/peers.py [--quick] [--json] [--peer-venv DIR]
+Usage: bench/peers.py [--quick] [--json] [--peer-venv DIR]   (--quick never installs the peer)
 
 The peer is installed into its own virtualenv (default bench/.peer-venv, gitignored), never
 into syncd's. Each run gets a fresh HOME/XDG tree; servers are tests/fakes.py FakeProviders on
@@ -52,11 +52,13 @@ class Ctx:
         return "{ " + ", ".join([t] + [f"{k}: {v!r}" for k, v in extra.items()]).strip(", ") + " }"
 
 
-def ensure_peer(venv: Path) -> tuple[Path | None, str]:
+def ensure_peer(venv: Path, install: bool = True) -> tuple[Path | None, str]:
     """The peer's entry point in its own venv, created and installed from PyPI when missing."""
     exe = venv / "bin" / "opencode-sync"
     if exe.exists():
         return exe, ""
+    if not install:
+        return None, "n/a: peer venv missing (run bench/peers.py once without --quick)"
     try:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", PEER], check=True,
@@ -244,7 +246,8 @@ def keyed_gateway(ctx: Ctx) -> list[Row]:
                        for r in gw.requests[before:])
             n = len(home.models("gw"))
             ok = bool(sent and n)
-            return (f"yes ({n} models)" if ok else f"no (key sent: {'yes' if sent else 'no'}, {n} models)"), ok
+            text = f"yes ({n} models)" if ok else f"no (key sent: {'yes' if sent else 'no'}, {n} models)"
+            return text, ok
 
         got = each_tool(ctx, lambda: text, ctx.settings(), body)
     return [pair(ctx, "keyed gateway reached (options.apiKey sent)", "yes", got)]
@@ -330,7 +333,8 @@ def stale(ctx: Ctx) -> list[Row]:
         def hiccup(tool: Tool, home: Home) -> tuple[str, bool]:
             a.models = _default("openai")
             home.run(tool)
-            home.cfg.write_text(modify(home.cfg.read_text(), ["provider", "a", "models", gone, "name"], "Mine"))
+            edited = modify(home.cfg.read_text(), ["provider", "a", "models", gone, "name"], "Mine")
+            home.cfg.write_text(edited)
             a.models = _default("openai")[:1]  # one run of a partial list: a server mid-restart
             home.run(tool)
             a.models = _default("openai")
@@ -353,7 +357,8 @@ def cost(ctx: Ctx) -> list[Row]:
     fakes = [FakeProvider("ollama"), FakeProvider("openai", variant="vllm"), FakeProvider("llamacpp")]
     reps = 1 if ctx.quick else 5
     try:
-        text = config(*(block(pid, f.base_url) for pid, f in zip(("ollama", "vllm", "llamacpp"), fakes)))
+        ids = ("ollama", "vllm", "llamacpp")
+        text = config(*(block(pid, f.base_url) for pid, f in zip(ids, fakes, strict=True)))
         runs: dict[str, dict[str, list[float]]] = {}
         for _ in range(reps):  # interleaved, so drift on the machine hits both tools alike
             for tool in (ctx.syncd, ctx.peer):
@@ -372,7 +377,7 @@ def cost(ctx: Ctx) -> list[Row]:
         for f in fakes:
             f.close()
     why = "interpreter start-up and imports (httpx, asyncio) dominate; see report"
-    return [pair(ctx, f"wall time, first sync of 3 providers (median of {reps})", "", 
+    return [pair(ctx, f"wall time, first sync of 3 providers (median of {reps})", "",
                  {t: median(v["first"]) for t, v in runs.items()}, "low", "ms", note=why),
             pair(ctx, f"wall time, no-op re-run (median of {reps})", "",
                  {t: median(v["again"]) for t, v in runs.items()}, "low", "ms"),
@@ -386,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     ap.add_argument("--peer-venv", type=Path, default=REPO / "bench" / ".peer-venv")
     args = ap.parse_args(argv)
-    peer_exe, why = ensure_peer(args.peer_venv)
+    peer_exe, why = ensure_peer(args.peer_venv, install=not args.quick)
     syncd, peer = make_tools(args.quick, peer_exe)
     ctx = Ctx(args.quick, syncd, peer, why)
     cap = 4.0 if args.quick else 60.0
