@@ -30,7 +30,13 @@ from syncd.providers import FetchCache, fetch_many, make_client
 from syncd.report import ProviderReport, Status, TargetReport
 from syncd.settings import Settings, load_settings
 from syncd.state import ProviderState, State, load_state, save_state, state_file, target_key
-from syncd.store import WriteResult, atomic_write_bytes, read_target, write_target
+from syncd.store import (
+    WriteResult,
+    atomic_write_bytes,
+    read_target,
+    sha256_bytes,
+    write_target,
+)
 from syncd.targets import custom_providers, fingerprint, is_loopback, models_of, resolve_targets
 
 if TYPE_CHECKING:  # the daemon pulls in apscheduler and watchfiles, which `syncd once` never needs
@@ -198,7 +204,7 @@ class Engine:
             return TargetReport(path, error=str(exc))
 
         def transform(text: str) -> str | None:
-            state = load_state()
+            state = load_state().settled(target, sha256_bytes(text.encode("utf-8")))
             doc = jsonc.parse(text)
             cycle.data = doc
             cycle.plans = self._plan(target, doc, fetched, state)
@@ -209,6 +215,12 @@ class Engine:
             ]
             return jsonc.modify_many(text, changes) if changes else None
 
+        def transform_marked(text: str) -> str | None:
+            new_text = transform(text)
+            if new_text is not None and new_text != text:
+                self._mark_pending(target, text, new_text, cycle)
+            return new_text
+
         try:
             if dry_run:
                 new_text = transform(text)
@@ -218,7 +230,7 @@ class Engine:
                 return self._report(path, fetched, cycle, skipped, before, text, new_text)
             result = write_target(
                 target,
-                transform,
+                transform_marked,
                 state_dir=self._state_dir,
                 after=lambda r: self._record(target, fetched, cycle, r),
             )
@@ -302,7 +314,8 @@ class Engine:
         """Save what this cycle learned; runs under the target lock, and under the state lock."""
         now = datetime.fromtimestamp(self._clock(), UTC)
         with target_lock(state_file(), self._state_dir):
-            state = load_state()
+            # drops this cycle's own pending record (its plans follow) and settles a killed one's
+            state = load_state().settled(target, sha256_bytes(result.old_text.encode("utf-8")))
             for f in fetched:
                 plan = cycle.plans.get(f.pid)
                 ps = plan.state if plan is not None else state.provider(target, f.pid)
@@ -314,6 +327,13 @@ class Engine:
             if result.changed:
                 state = state.with_write(target, result.sha256, now)
             save_state(state)
+
+    def _mark_pending(self, target: Path, old_text: str, new_text: str, cycle: _Cycle) -> None:
+        """Record what this write will mean before it lands (see `State.settled`)."""
+        with target_lock(state_file(), self._state_dir):
+            state = load_state().settled(target, sha256_bytes(old_text.encode("utf-8")))
+            pending = {pid: plan.state for pid, plan in cycle.plans.items()}
+            save_state(state.with_pending(target, sha256_bytes(new_text.encode("utf-8")), pending))
 
     def _report(
         self,
@@ -394,7 +414,8 @@ class Engine:
         """Record hand deletions (tombstones) and warn about user-owned IDs the provider does not serve."""
         path = str(target)
         try:
-            data = jsonc.parse(read_target(target).text)
+            snap = read_target(target)
+            data = jsonc.parse(snap.text)
         except jsonc.JsoncError as exc:
             return await self._invalid_target(TargetReport(path, error=f"{path}:{exc}"))
         except TargetError as exc:
@@ -402,7 +423,7 @@ class Engine:
         self._valid_again(target)
         reports: list[ProviderReport] = []
         with target_lock(state_file(), self._state_dir):
-            state = load_state()
+            state = load_state().settled(target, snap.sha256)
             for pid, block in custom_providers(data).items():
                 ps = state.provider(target, pid)
                 plan = plan_provider(

@@ -45,6 +45,8 @@ class TargetStateJSON(TypedDict, total=False):
     providers: dict[str, ProviderStateJSON]
     last_write_sha256: str | None
     last_write_at: str | None
+    pending_sha256: str
+    pending: dict[str, ProviderStateJSON]
 
 
 class StateJSON(TypedDict):
@@ -87,6 +89,10 @@ class TargetState:
     providers: Mapping[str, ProviderState] = field(default_factory=_frozen)
     last_write_sha256: str | None = None
     last_write_at: str | None = None
+    # Recorded just before a replace: a syncd killed between the replace and its record would
+    # otherwise leave the models it wrote unknown (user-owned for ever) — see `State.settled`.
+    pending_sha256: str | None = None
+    pending: Mapping[str, ProviderState] = field(default_factory=_frozen)
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,23 @@ class State:
         ts = self.target(target)
         rest = {k: v for k, v in ts.providers.items() if k != pid}
         return self.with_target(target, replace(ts, providers=_frozen(rest)))
+
+    def with_pending(
+        self, target: str | Path, sha256: str | None, providers: Mapping[str, ProviderState]
+    ) -> State:
+        ts = replace(self.target(target), pending_sha256=sha256, pending=_frozen(providers))
+        return self.with_target(target, ts)
+
+    def settled(self, target: str | Path, on_disk_sha256: str) -> State:
+        """Finish a write whose record a killed syncd never saved: its pending provider states
+        hold when the target holds the bytes it wrote, and are dropped otherwise."""
+        ts = self.target(target)
+        if ts.pending_sha256 is None:
+            return self
+        landed = ts.pending_sha256 == on_disk_sha256
+        providers = {**ts.providers, **ts.pending} if landed else dict(ts.providers)
+        return self.with_target(target, replace(ts, providers=_frozen(providers),
+                                                pending_sha256=None, pending=_frozen()))
 
     def with_write(self, target: str | Path, sha256: str, at: datetime) -> State:
         ts = replace(self.target(target), last_write_sha256=sha256, last_write_at=at.isoformat())
@@ -147,18 +170,22 @@ def _provider_to_json(ps: ProviderState) -> ProviderStateJSON:
     }
 
 
+def _target_to_json(ts: TargetState) -> TargetStateJSON:
+    out: TargetStateJSON = {
+        "providers": {pid: _provider_to_json(ps) for pid, ps in sorted(ts.providers.items())},
+        "last_write_sha256": ts.last_write_sha256,
+        "last_write_at": ts.last_write_at,
+    }
+    if ts.pending_sha256 is not None:
+        out["pending_sha256"] = ts.pending_sha256
+        out["pending"] = {pid: _provider_to_json(ps) for pid, ps in sorted(ts.pending.items())}
+    return out
+
+
 def to_json(state: State) -> StateJSON:
     return {
         "version": state.version,
-        "targets": {
-            path: {
-                "providers": {pid: _provider_to_json(ps)
-                              for pid, ps in sorted(ts.providers.items())},
-                "last_write_sha256": ts.last_write_sha256,
-                "last_write_at": ts.last_write_at,
-            }
-            for path, ts in sorted(state.targets.items())
-        },
+        "targets": {path: _target_to_json(ts) for path, ts in sorted(state.targets.items())},
     }
 
 
@@ -211,6 +238,9 @@ def from_json(doc: Mapping[str, Any]) -> State:
                                for pid, p in provs.items()}),
             last_write_sha256=_opt_str(t.get("last_write_sha256"), "last_write_sha256"),
             last_write_at=_opt_str(t.get("last_write_at"), "last_write_at"),
+            pending_sha256=_opt_str(t.get("pending_sha256"), "pending_sha256"),
+            pending=_frozen({pid: _provider_from_json(p, f"{path}: pending {pid}")
+                             for pid, p in _want(t.get("pending", {}), dict, "pending").items()}),
         )
     return State(targets=_frozen(targets))
 
@@ -262,6 +292,10 @@ def save_state(state: State, path: Path | None = None) -> None:
     data = json.dumps(to_json(state), indent=1, ensure_ascii=False).encode() + b"\n"
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            # a save cut short by a kill; every caller holds the state lock, so none is live
+            with contextlib.suppress(OSError):
+                stale.unlink()
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
         raise StateError(f"{path}: cannot write the state file: {e.strerror or e}") from None
