@@ -78,7 +78,7 @@ def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> Event
 def _level(verbosity: int) -> int:
     if verbosity >= 1:
         return logging.DEBUG
-    return {0: logging.INFO, -1: logging.WARNING}.get(verbosity, logging.ERROR)
+    return {0: logging.INFO, -1: logging.WARNING, -2: logging.ERROR}.get(verbosity, logging.CRITICAL)
 
 
 def _renderer(fmt: str, stream: TextIO) -> Processor:

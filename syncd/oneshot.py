@@ -39,7 +39,7 @@ async def run_once(
     """One cycle for every target; returns the reports and lines worth telling the user."""
     from syncd.logs import configure_logging
 
-    configure_logging("console", verbosity=-2)  # events go to sinks; the CLI prints the summary
+    configure_logging("console", verbosity=-3)  # events go to sinks; the CLI prints the summary
     settings = load_settings()
     notifier = Notifier(notify_config(settings, notify))
     engine = Engine(settings, cli_configs=cli_configs, notify=notifier.notify)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -35,7 +36,7 @@ def _fit(text: str, width: int = WIDTH) -> str:
 def _row(p: ProviderReport) -> list[str]:
     pid = p.id if len(p.id) <= 18 else p.id[:17] + "…"
     if p.status is Status.ERROR:
-        return [_fit(f"  {pid:<18} {'error':<7} {p.error or ''}")]
+        return [f"  {pid:<18} {'error':<7}", *_wrapped(p.error or "failed")]
     if p.status is Status.SKIPPED:
         return [_fit(f"  {pid:<18} {'skipped':<7} {p.error or 'not selected'}")]
     lines = [
@@ -51,8 +52,15 @@ def _row(p: ProviderReport) -> list[str]:
     if p.tombstoned:
         notes.append(f"deleted by hand, will not be re-added: {', '.join(p.tombstoned)} "
                      f"(`syncd restore {p.id}/MODEL` undoes)")
-    lines += [_fit(f"    ! {n}") for n in notes]
+    for note in notes:
+        lines += _wrapped(note)
     return lines
+
+
+def _wrapped(note: str) -> list[str]:
+    """A note under its provider's row, wrapped to 80 columns without splitting URLs or IDs."""
+    return textwrap.wrap(note, WIDTH, initial_indent="    ! ", subsequent_indent="      ",
+                         break_long_words=False, break_on_hyphens=False)
 
 
 def format_reports(reports: Sequence[TargetReport], *, dry_run: bool = False) -> str:
@@ -141,10 +149,10 @@ def format_status(state: State) -> str:
     for target in dict.fromkeys(r["target"] for r in rows):
         out.append(_home(target))
         for r in (r for r in rows if r["target"] == target):
-            ok = (r["last_success"] or "never")[:19].replace("T", " ")
-            line = (f"  {r['provider']:<18} ok {ok:<19}  served {r['served']:>5}  "
-                    f"managed {r['managed']:>5}  tombstones {len(r['tombstones']):>3}")
+            ok = (r["last_success"] or "never")[:16].replace("T", " ")
+            line = (f"  {r['provider']:<16} last ok {ok:<16}  served {r['served']:>5}  "
+                    f"managed {r['managed']:>5}  deleted {len(r['tombstones']):>3}")
             out.append(_fit(line))
             if r["last_error"]:
-                out.append(_fit(f"    ! failing ({r['failures']}x): {r['last_error']}"))
+                out += _wrapped(f"failing ({r['failures']}x): {r['last_error']}")
     return "\n".join(out) + "\n"
