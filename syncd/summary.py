@@ -150,8 +150,8 @@ def format_status(state: State) -> str:
         out.append(_home(target))
         for r in (r for r in rows if r["target"] == target):
             ok = (r["last_success"] or "never")[:16].replace("T", " ")
-            line = (f"  {r['provider']:<16} last ok {ok:<16}  served {r['served']:>5}  "
-                    f"managed {r['managed']:>5}  deleted {len(r['tombstones']):>3}")
+            line = (f"  {r['provider']:<16} ok {ok:<16} served {r['served']:>5} "
+                    f"managed {r['managed']:>5} deleted {len(r['tombstones']):>3}")
             out.append(_fit(line))
             if r["last_error"]:
                 out += _wrapped(f"failing ({r['failures']}x): {r['last_error']}")

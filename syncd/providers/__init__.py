@@ -163,7 +163,10 @@ async def detect_kind(spec: ProviderSpec, client: httpx.AsyncClient, cache: Fetc
                                    return_exceptions=True)
     transport = [a for a in answers if isinstance(a, (Unreachable, FetchTimeout))]
     if len(transport) == len(answers):
-        raise transport[0]
+        # name the URL the user wrote, not the probe's path under it
+        first = transport[0]
+        detail = first.reason.split(": ", 1)[-1]
+        raise type(first)(f"{redact_url(spec.base_url)}: {detail}")
     for (kind, _), answer in zip(probes, answers, strict=True):
         if isinstance(answer, BaseException):
             if not isinstance(answer, FetchError):
