@@ -152,6 +152,33 @@ def run_measured(argv: Sequence[str], env: Mapping[str, str], timeout: float,
     return Run(None if killed.is_set() else proc.returncode, wall, rss, stdout, stderr)
 
 
+def isolated_env(root: Path) -> dict[str, str]:
+    """A minimal environment whose HOME, XDG dirs and syncd paths all live under `root`."""
+    return {"PATH": "/usr/bin:/bin", "HOME": str(root), "LANG": "C.UTF-8",
+            "XDG_CONFIG_HOME": str(root / ".config"), "XDG_DATA_HOME": str(root / ".local/share"),
+            "XDG_STATE_HOME": str(root / ".local/state"), "XDG_CACHE_HOME": str(root / ".cache"),
+            "SYNCD_CONFIG": str(root / "syncd.json5"), "SYNCD_STATE_DIR": str(root / "state")}
+
+
+def versus(figure: str, target: str, s: Any, p: Any, have_peer: bool, better: str | None = None,
+           unit: str = "", note: str = "", tol: float = 0.05, tol_abs: float = 0.0) -> Row:
+    """A row comparing syncd's value `s` with the peer's `p`. Numbers: `better` is "high" or "low",
+    equal within max(tol relative, tol_abs). Text: each value is (text, ok); the oks decide."""
+    ratio = s / p if isinstance(s, int | float) and isinstance(p, int | float) and p else None
+    if not have_peer:
+        verdict = ""
+    elif isinstance(s, tuple):
+        (s, s_ok), (p, p_ok) = s, p
+        verdict = "tie" if s_ok == p_ok else "win" if s_ok else "loss"
+    elif better is None:
+        verdict = "tie" if s == p else "differs"
+    else:
+        lo, hi = (s, p) if better == "low" else (p, s)
+        slack = max(hi * tol, tol_abs)
+        verdict = "win" if lo < hi - slack else "tie" if lo <= hi + slack else "loss"
+    return Row(figure, target, s, unit, ratio, p, verdict, note)
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, Row, Run, add_tests_to_path, emit, machine_line, median, run_measured  # noqa: E402
+import _common  # noqa: E402
+from _common import REPO, Row, Run, emit, isolated_env, machine_line, median, run_measured, versus  # noqa: E402
 
-add_tests_to_path()
+_common.add_tests_to_path()
 from syncd.jsonc import JsoncError, modify, parse  # noqa: E402
 from tests.fakes import FakeProvider, default_models  # noqa: E402
 
@@ -88,13 +89,7 @@ class Home:
         self.cfg.parent.mkdir(parents=True)
         self.cfg.write_text(text)
         (self.root / "syncd.json5").write_text(settings)
-        self.env = {"PATH": "/usr/bin:/bin", "HOME": str(self.root), "LANG": "C.UTF-8",
-                    "XDG_CONFIG_HOME": str(self.root / ".config"),
-                    "XDG_DATA_HOME": str(self.root / ".local/share"),
-                    "XDG_STATE_HOME": str(self.root / ".local/state"),
-                    "XDG_CACHE_HOME": str(self.root / ".cache"),
-                    "SYNCD_CONFIG": str(self.root / "syncd.json5"),
-                    "SYNCD_STATE_DIR": str(self.root / "state")}
+        self.env = isolated_env(self.root)
 
     def run(self, tool: Tool, timeout: float = 120) -> Run:
         return run_measured(tool.argv(self.cfg), self.env, timeout)
@@ -185,22 +180,9 @@ def each_tool(ctx: Ctx, text: Callable[[], str], settings: str,
 
 def pair(ctx: Ctx, figure: str, target: str, got: dict[str, Any], better: str | None = None,
          unit: str = "", note: str = "", tol: float = 0.05, tol_abs: float = 0.0) -> Row:
-    """A row from both tools' values. Numbers: `better` = "high"/"low" within a tolerance.
-    Text: each value is (text, ok) and the verdict compares the two oks."""
-    s, p = got.get("syncd"), got.get("peer", ctx.peer_why)
-    ratio = s / p if isinstance(s, int | float) and isinstance(p, int | float) and p else None
-    if ctx.peer is None:
-        verdict = ""
-    elif isinstance(s, tuple):
-        (s, s_ok), (p, p_ok) = s, p
-        verdict = "tie" if s_ok == p_ok else "win" if s_ok else "loss"
-    elif better is None:
-        verdict = "tie" if s == p else "differs"
-    else:
-        lo, hi = (s, p) if better == "low" else (p, s)
-        slack = max(hi * tol, tol_abs)
-        verdict = "win" if lo < hi - slack else "tie" if lo <= hi + slack else "loss"
-    return Row(figure, target, s, unit, ratio, p, verdict, note)
+    """A row from both tools' values (see `versus`); the peer column says why when it is n/a."""
+    return versus(figure, target, got.get("syncd"), got.get("peer", ctx.peer_why), ctx.peer is not None,
+                  better, unit, note, tol, tol_abs)
 
 
 def first_sync(ctx: Ctx) -> list[Row]:
