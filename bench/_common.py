@@ -78,7 +78,7 @@ def markdown(rows: Sequence[Row], with_peer: bool | None = None) -> str:
         cells = [r.figure, r.target or "—", fmt(r.measured, r.unit)]
         if with_peer:
             cells += [fmt(r.peer, r.unit), f"{r.ratio:.2f}" if r.ratio is not None else "—"]
-        cells += [r.verdict + (f" ({r.note})" if r.note else "")]
+        cells += [" ".join(x for x in (r.verdict, f"({r.note})" if r.note else "") if x) or "—"]
         lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     return "\n".join(lines)
 

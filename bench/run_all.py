@@ -103,7 +103,7 @@ def table(results: list[tuple[str, list[Row], str]]) -> str:
             cells = [bench, r.figure, r.target or "—", fmt(r.measured, r.unit),
                      "—" if r.peer is None else fmt(r.peer, r.unit),
                      f"{r.ratio:.2f}" if isinstance(r.ratio, int | float) else "—",
-                     (r.verdict + (f" ({r.note})" if r.note else "")) or "—"]
+                     " ".join(x for x in (r.verdict, f"({r.note})" if r.note else "") if x) or "—"]
             lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
