@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import difflib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,11 +24,12 @@ from syncd.events import (
 )
 from syncd.locks import target_lock
 from syncd.model import FetchResult, ProviderSpec
+from syncd.outcome import Fetched, failed_all, target_report, unserved_warnings
 from syncd.plan import ProviderPlan, plan_provider, protected_models
 from syncd.providers import FetchCache, fetch_many, make_client
 from syncd.report import ProviderReport, Status, TargetReport
 from syncd.settings import Settings, load_settings
-from syncd.state import ProviderState, State, load_state, save_state, state_file, target_key
+from syncd.state import State, load_state, save_state, state_file, target_key
 from syncd.store import (
     WriteResult,
     atomic_write_bytes,
@@ -44,17 +44,6 @@ if TYPE_CHECKING:  # the daemon pulls in apscheduler and watchfiles, which `sync
 
 CACHE_NAME = "fetch-cache.json"
 CATALOG_MAX_AGE = 86400.0
-SUGGESTIONS = 3
-
-
-@dataclass
-class _Fetched:
-    """The outcome of fetching one provider of one target, before planning."""
-
-    pid: str
-    spec: ProviderSpec | None
-    result: FetchResult | FetchError
-    ms: int
 
 
 @dataclass
@@ -225,10 +214,12 @@ class Engine:
             if dry_run:
                 new_text = transform(text)
                 if diff_base is not None:
-                    return self._report(path, fetched, cycle, skipped, before, diff_base,
-                                        text if new_text is None else new_text)
-                return self._report(path, fetched, cycle, skipped, before, text, new_text)
-            result = write_target(
+                    return target_report(path, fetched, cycle.plans, skipped, before, diff_base,
+                                         text if new_text is None else new_text)
+                return target_report(path, fetched, cycle.plans, skipped, before, text, new_text)
+            # in a thread: waiting for another syncd's lock must not stall the daemon's loop
+            result = await asyncio.to_thread(
+                write_target,
                 target,
                 transform_marked,
                 state_dir=self._state_dir,
@@ -237,9 +228,9 @@ class Engine:
         except jsonc.JsoncError as exc:
             return await self._invalid_target(TargetReport(path, error=f"{path}:{exc}"))
         except SyncdError as exc:
-            return TargetReport(path, error=str(exc), providers=self._failed_all(fetched, exc))
-        report = self._report(path, fetched, cycle, skipped, before, result.old_text,
-                              result.new_text if result.changed else None)
+            return TargetReport(path, error=str(exc), providers=failed_all(fetched, exc))
+        report = target_report(path, fetched, cycle.plans, skipped, before, result.old_text,
+                               result.new_text if result.changed else None)
         self._valid_again(target)
         await self._emit(events_from_report(report, previous_failures=self._failures(before, target)))
         return report
@@ -258,17 +249,17 @@ class Engine:
                 chosen[pid] = block
         return chosen, skipped
 
-    async def _fetch(self, target: Path, blocks: Mapping[str, Mapping[str, Any]]) -> list[_Fetched]:
+    async def _fetch(self, target: Path, blocks: Mapping[str, Mapping[str, Any]]) -> list[Fetched]:
         from syncd.logs import register_secret
 
         auth = load_auth()
-        out: list[_Fetched] = []
+        out: list[Fetched] = []
         specs: list[ProviderSpec] = []
         for pid, block in blocks.items():
             try:
                 spec = provider_spec(pid, block, target, auth, kind=self.settings.policy(pid).kind)
             except SyncdError as exc:
-                out.append(_Fetched(pid, None, FetchError(f"{pid}: {exc}"), 0))
+                out.append(Fetched(pid, None, FetchError(f"{pid}: {exc}"), 0))
                 continue
             if spec is None:
                 continue
@@ -284,11 +275,11 @@ class Engine:
             specs, client, limits=self.settings.limits(), cache=self._cache, catalog=catalog
         )
         ms = int((time.monotonic() - started) * 1000)
-        out += [_Fetched(s.id, s, r, ms) for s, r in zip(specs, results, strict=True)]
+        out += [Fetched(s.id, s, r, ms) for s, r in zip(specs, results, strict=True)]
         return out
 
     def _plan(
-        self, target: Path, doc: Any, fetched: list[_Fetched], state: State
+        self, target: Path, doc: Any, fetched: list[Fetched], state: State
     ) -> dict[str, ProviderPlan]:
         blocks = custom_providers(doc)
         catalog = self._catalog
@@ -309,7 +300,7 @@ class Engine:
         return plans
 
     def _record(
-        self, target: Path, fetched: list[_Fetched], cycle: _Cycle, result: WriteResult
+        self, target: Path, fetched: list[Fetched], cycle: _Cycle, result: WriteResult
     ) -> None:
         """Save what this cycle learned; runs under the target lock, and under the state lock."""
         now = datetime.fromtimestamp(self._clock(), UTC)
@@ -334,75 +325,6 @@ class Engine:
             state = load_state().settled(target, sha256_bytes(old_text.encode("utf-8")))
             pending = {pid: plan.state for pid, plan in cycle.plans.items()}
             save_state(state.with_pending(target, sha256_bytes(new_text.encode("utf-8")), pending))
-
-    def _report(
-        self,
-        path: str,
-        fetched: list[_Fetched],
-        cycle: _Cycle,
-        skipped: list[ProviderReport],
-        before: State,
-        old_text: str,
-        new_text: str | None,
-    ) -> TargetReport:
-        providers: list[ProviderReport] = []
-        for f in fetched:
-            plan = cycle.plans.get(f.pid)
-            providers.append(self._provider_report(path, f, plan, before))
-        diff = ""
-        if new_text is not None and new_text != old_text:
-            diff = "".join(
-                difflib.unified_diff(
-                    old_text.splitlines(keepends=True),
-                    new_text.splitlines(keepends=True),
-                    fromfile=path,
-                    tofile=path,
-                )
-            )
-        return TargetReport(path, changed=bool(diff), providers=tuple(providers + skipped), diff=diff)
-
-    def _provider_report(
-        self, path: str, f: _Fetched, plan: ProviderPlan | None, before: State
-    ) -> ProviderReport:
-        prior = before.provider(path, f.pid)
-        if isinstance(f.result, FetchError):
-            exc = f.result
-            return ProviderReport(
-                f.pid,
-                Status.ERROR,
-                kind=prior.kind,
-                error=exc.reason,
-                error_label=exc.label,
-                retry_after=getattr(exc, "retry_after", None),
-                failures=prior.failures + 1,
-                tombstoned=plan.tombstoned if plan else (),
-                ms=f.ms,
-            )
-        res = f.result
-        served = len({m.id for m in res.models} | {s.id for s in res.suspicious})
-        if plan is None:
-            return ProviderReport(f.pid, Status.OK, kind=str(res.kind), served=served, ms=f.ms)
-        return ProviderReport(
-            f.pid,
-            Status.OK,
-            kind=str(res.kind),
-            served=served,
-            added=plan.added,
-            removed=plan.removed,
-            updated=plan.updated,
-            skipped=plan.skipped,
-            withheld=plan.withheld,
-            pending=plan.pending,
-            tombstoned=plan.tombstoned,
-            suspicious=res.suspicious,
-            warnings=plan.warnings,
-            ms=f.ms,
-        )
-
-    def _failed_all(self, fetched: list[_Fetched], exc: SyncdError) -> tuple[ProviderReport, ...]:
-        return tuple(
-            ProviderReport(f.pid, Status.ERROR, error=f"not written: {exc}", ms=f.ms) for f in fetched
-        )
 
     @staticmethod
     def _failures(before: State, target: Path) -> dict[str, int]:
@@ -497,18 +419,3 @@ class Engine:
             await self._client.aclose()
             self._client = None
 
-
-def unserved_warnings(models: Mapping[str, Any], state: ProviderState) -> tuple[str, ...]:
-    """"did you mean" lines for user-owned model IDs the last successful fetch did not list."""
-    served = state.served_ids
-    if not served:
-        return ()
-    served_set = set(served)
-    out = []
-    for mid in models:
-        if mid in state.managed or mid in served_set:
-            continue
-        close = difflib.get_close_matches(mid, served, n=SUGGESTIONS, cutoff=0.5)
-        hint = f"; did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
-        out.append(f"`{mid}` is not served by the provider{hint}")
-    return tuple(out)
