@@ -188,3 +188,31 @@ def test_writer_killed_mid_write_leaves_a_whole_old_or_new_file(tmp_path: Path) 
         assert served >= 0
         if served:
             assert len(loaded.provider("/t", "p").managed) == 2000
+
+
+def _pending_state(tmp_path: Path) -> tuple[State, Path, ProviderState]:
+    target = tmp_path / "opencode.json"
+    landed = ProviderState(managed={"new-model": {"name": "New"}})
+    before = State().with_provider(target, "ollama", ProviderState(managed={"old": {}}))
+    return before.with_pending(target, "sha-of-new-text", {"ollama": landed}), target, landed
+
+
+def test_pending_record_applies_when_the_write_landed(tmp_path: Path) -> None:
+    pending, target, landed = _pending_state(tmp_path)
+    settled = pending.settled(target, "sha-of-new-text")
+    assert settled.provider(target, "ollama") == landed
+    assert settled.target(target).pending_sha256 is None
+
+
+def test_pending_record_is_dropped_when_the_write_never_landed(tmp_path: Path) -> None:
+    pending, target, _ = _pending_state(tmp_path)
+    settled = pending.settled(target, "sha-of-the-old-text")
+    assert set(settled.provider(target, "ollama").managed) == {"old"}
+    assert settled.target(target).pending_sha256 is None
+
+
+def test_pending_record_survives_a_save_and_load(tmp_path: Path) -> None:
+    pending, target, landed = _pending_state(tmp_path)
+    save_state(pending, tmp_path / "state.json")
+    loaded = load_state(tmp_path / "state.json")
+    assert loaded.settled(target, "sha-of-new-text").provider(target, "ollama") == landed
