@@ -38,6 +38,28 @@ _SECRET_QUERY = {"key", "api_key", "apikey", "token", "access_token"}
 _MAX_DETAIL = 160
 
 
+class _SchemeTransport(httpx.AsyncBaseTransport):
+    """Builds each connection pool on first use: most providers are plain http on loopback, and
+    the verifying TLS pool costs ~35 ms of certificate loading that `syncd once` need not pay."""
+
+    def __init__(self, pool: httpx.Limits) -> None:
+        self._pool = pool
+        self._by_scheme: dict[str, httpx.AsyncHTTPTransport] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        scheme = request.url.scheme
+        transport = self._by_scheme.get(scheme)
+        if transport is None:
+            # a plain-http pool never performs a TLS handshake, so it needs no certificates
+            transport = httpx.AsyncHTTPTransport(limits=self._pool, verify=scheme == "https")
+            self._by_scheme[scheme] = transport
+        return await transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for transport in self._by_scheme.values():
+            await transport.aclose()
+
+
 def make_client(limits: Limits = DEFAULT_LIMITS) -> httpx.AsyncClient:
     """One client for many providers: per-phase timeouts from `limits`, redirects followed."""
     timeout = httpx.Timeout(
@@ -47,7 +69,7 @@ def make_client(limits: Limits = DEFAULT_LIMITS) -> httpx.AsyncClient:
         timeout=timeout,
         follow_redirects=True,
         max_redirects=5,
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        transport=_SchemeTransport(httpx.Limits(max_connections=200, max_keepalive_connections=50)),
         headers={"Accept": "application/json", "User-Agent": "opencode-syncd"},
     )
 
