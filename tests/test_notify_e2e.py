@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from fakes import FakeProvider
 
 Received = list[tuple[str, dict[str, str], bytes]]
@@ -140,7 +139,8 @@ def test_daemon_notifies_when_a_model_is_pulled_upstream(
     fake = fake_provider("ollama")
     _target(isolated_home, fake)
     settings = Path(sinks["env"]["SYNCD_CONFIG"])
-    settings.write_text(settings.read_text().replace("{detect: false,", "{detect: false, local_interval: '1s',"))
+    fast = settings.read_text().replace("{detect: false,", "{detect: false, local_interval: '1s',")
+    settings.write_text(fast)
     daemon = subprocess.Popen([sys.executable, "-m", "syncd", "run", "--log-format", "json"],
                               env=sinks["env"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
