@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     once.add_argument(
         "--no-detect",
         action="store_true",
-        help="do not probe for local runtimes (Ollama, LM Studio, llama.cpp) on this machine",
+        help="do not probe this machine for local runtimes (Ollama, LM Studio, llama.cpp); "
+        "probing adds a provider block for an unclaimed runtime to the global config, and only "
+        "happens when syncd maintains OpenCode's default configs",
     )
     once.add_argument("--no-notify", action="store_true", help="send no notifications this run")
 
