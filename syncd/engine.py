@@ -215,8 +215,9 @@ class Engine:
                 new_text = transform(text)
                 if diff_base is not None:
                     return target_report(path, fetched, cycle.plans, skipped, before, diff_base,
-                                         text if new_text is None else new_text)
-                return target_report(path, fetched, cycle.plans, skipped, before, text, new_text)
+                                         text if new_text is None else new_text, with_diff=True)
+                return target_report(path, fetched, cycle.plans, skipped, before, text, new_text,
+                                     with_diff=True)
             # in a thread: waiting for another syncd's lock must not stall the daemon's loop
             result = await asyncio.to_thread(
                 write_target,

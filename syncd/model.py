@@ -115,3 +115,4 @@ class Limits:
     max_body: int = 32 * 1024 * 1024
     max_models: int = 5000
     enrich_concurrency: int = 4
+    providers_at_once: int = 64  # more at once only makes the connection pool's queue scans slower

@@ -34,13 +34,17 @@ def target_report(
     before: State,
     old_text: str,
     new_text: str | None,
+    *,
+    with_diff: bool = False,
 ) -> TargetReport:
+    """The report of one target; the unified diff (slow on a megabyte file) only when asked for."""
     providers: list[ProviderReport] = []
     for f in fetched:
         plan = plans.get(f.pid)
         providers.append(provider_report(path, f, plan, before))
+    changed = new_text is not None and new_text != old_text
     diff = ""
-    if new_text is not None and new_text != old_text:
+    if changed and with_diff and new_text is not None:
         diff = "".join(
             difflib.unified_diff(
                 old_text.splitlines(keepends=True),
@@ -49,7 +53,7 @@ def target_report(
                 tofile=path,
             )
         )
-    return TargetReport(path, changed=bool(diff), providers=tuple(providers + skipped), diff=diff)
+    return TargetReport(path, changed=changed, providers=tuple(providers + skipped), diff=diff)
 
 def provider_report(
     path: str, f: Fetched, plan: ProviderPlan | None, before: State

@@ -111,6 +111,12 @@ def _openai_item(m: dict[str, Any], variant: str | None, owner: str) -> dict[str
     return item
 
 
+class _Server(ThreadingHTTPServer):
+    # real runtimes listen with a deep backlog (Go: 4096); socketserver's default of 5 drops SYNs
+    # when syncd opens a hundred connections at once, and the client then waits out SYN retries
+    request_queue_size = 1024
+
+
 class FakeProvider:
     """One loopback server speaking one kind's shapes; see the module docstring for its knobs."""
 
@@ -129,7 +135,7 @@ class FakeProvider:
         self.page_size = 1000
         self.requests: list[Received] = []
         self._closing = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True,

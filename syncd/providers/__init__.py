@@ -219,11 +219,14 @@ async def fetch_many(specs: Sequence[ProviderSpec], client: httpx.AsyncClient, *
                      catalog: Catalog | None = None) -> list[FetchResult | FetchError]:
     """Fetch every provider concurrently; results in the order of `specs`, failures as values."""
     shared = cache if cache is not None else FetchCache()
+    # each provider's time budget starts when it gets a slot, so waiting here costs no timeout
+    slots = asyncio.Semaphore(limits.providers_at_once)
 
     async def one(spec: ProviderSpec) -> FetchResult | FetchError:
-        try:
-            return await fetch_models(spec, client, limits=limits, cache=shared, catalog=catalog)
-        except FetchError as exc:
-            return exc
+        async with slots:
+            try:
+                return await fetch_models(spec, client, limits=limits, cache=shared, catalog=catalog)
+            except FetchError as exc:
+                return exc
 
     return list(await asyncio.gather(*(one(s) for s in specs)))
