@@ -51,7 +51,6 @@ class _Cycle:
     """What the transform computed on the text it was last given (it may run more than once)."""
 
     plans: dict[str, ProviderPlan] = field(default_factory=dict)
-    data: Any = None
 
 
 class Engine:
@@ -195,7 +194,6 @@ class Engine:
         def transform(text: str) -> str | None:
             state = load_state().settled(target, sha256_bytes(text.encode("utf-8")))
             doc = jsonc.parse(text)
-            cycle.data = doc
             cycle.plans = self._plan(target, doc, fetched, state)
             changes = [
                 (("provider", pid, *p), value)
