@@ -60,7 +60,10 @@ def as_int(value: object) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value) if value > 0 else None
     if isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
+        try:
+            number = int(value.strip())
+        except ValueError:  # a digit int() cannot read ("²"), or past Python's digit limit
+            return None
         return number if number > 0 else None
     return None
 

@@ -51,6 +51,11 @@ def test_as_int_refuses_junk() -> None:
         4096, 4096, 4096, None, None, None, None, None, None]
 
 
+def test_as_int_treats_digits_int_cannot_read_as_unknown() -> None:
+    # "²" passes str.isdigit() but int() refuses it; so does a number past Python's digit limit
+    assert as_int("\u00b2") is None and as_int("9" * 5000) is None
+
+
 def test_per_million_from_per_token_strings_and_numbers() -> None:
     assert per_million("0.000003") == pytest.approx(3.0)
     assert per_million(2.5e-06) == pytest.approx(2.5)

@@ -242,3 +242,10 @@ async def test_options_headers_sent_with_the_key(fake_provider: Factory) -> None
     (request,) = fake.requests
     assert request.headers["x-team"] == "blue"
     assert request.headers["authorization"] == "Bearer k-123"
+
+
+def test_ollama_num_ctx_too_long_for_int_is_unknown() -> None:
+    from syncd.providers.ollama import reduce_show
+
+    show = reduce_show({"parameters": "num_ctx " + "9" * 5000, "capabilities": ["completion"]})
+    assert show["num_ctx"] is None and show["capabilities"] == ["completion"]

@@ -34,7 +34,7 @@ def reduce_show(show: object) -> dict[str, Any]:
     return {
         "capabilities": [c for c in caps if isinstance(c, str)] if isinstance(caps, list) else None,
         "context_length": arch_ctx,
-        "num_ctx": int(match.group(1)) if match else None,
+        "num_ctx": as_int(match.group(1)) if match else None,
     }
 
 
