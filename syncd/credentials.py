@@ -47,11 +47,12 @@ def resolve(value: str, config_dir: Path, *, config_path: Path | None = None) ->
         try:
             return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            where = str(config_path or config_dir)
-            raise TargetError(
-                where, f"{{file:{match.group(1)}}} cannot be read ({exc.strerror or 'error'}): "
-                f"create {path} or fix the path"
-            ) from None
+            why, fix = exc.strerror or "error", f"create {path} or fix the path"
+        except UnicodeDecodeError:
+            why, fix = "not UTF-8 text", f"point it at a text file, not {path}"
+        raise TargetError(
+            str(config_path or config_dir), f"{{file:{match.group(1)}}} cannot be read ({why}): {fix}"
+        ) from None
 
     value = _ENV.sub(lambda m: os.environ.get(m.group(1), ""), value)
     return _FILE.sub(read, value)

@@ -38,6 +38,13 @@ def test_missing_file_is_one_line_error(tmp_path: Path) -> None:
     assert "\n" not in str(info.value) and "missing.txt" in str(info.value)
 
 
+def test_file_that_is_not_utf8_is_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "key.bin").write_bytes(b"\xff\xfe binary")
+    with pytest.raises(SyncdError) as info:
+        resolve("{file:key.bin}", tmp_path, config_path=tmp_path / "opencode.json")
+    assert "\n" not in str(info.value) and "key.bin" in str(info.value)
+
+
 def test_no_base_url_is_not_a_custom_provider(tmp_path: Path) -> None:
     assert provider_spec("anthropic", {"options": {"apiKey": "x"}}, tmp_path / "o.json", {}) is None
     assert provider_spec("x", {"models": {}}, tmp_path / "o.json", {}) is None
