@@ -125,8 +125,8 @@ def _whitelist(block: Mapping[str, Any], state: ProviderState, policy: ProviderP
     ours = existing is None or (state.whitelist is not None and existing == list(state.whitelist))
     wanted = (policy.whitelist is WhitelistPolicy.ALWAYS
               or (policy.whitelist is WhitelistPolicy.AUTO and catalog_has_provider))
-    if not (ours and wanted):
-        return [], None
+    if not (ours and wanted):  # a whitelist syncd wrote stays syncd's until the user edits it
+        return [], state.whitelist if ours and existing is not None else None
     if existing == final_ids:
         return [], tuple(final_ids)
     return [(("whitelist",), list(final_ids))], tuple(final_ids)

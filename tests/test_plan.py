@@ -301,6 +301,15 @@ def test_whitelist_edited_by_the_user_becomes_theirs() -> None:
     assert block["whitelist"] == ["a", "extra"]
 
 
+def test_syncds_whitelist_stays_syncds_while_the_catalog_is_unavailable() -> None:
+    plan, block = run({"models": {}}, fetch(M("a")), catalog=True)
+    # one cycle without the catalog (OpenCode rewriting its cache) must not hand the list to the user
+    plan, block = run(block, fetch(M("a")), plan.state, catalog=False)
+    assert plan.state.whitelist == ("a",)
+    _, block = run(block, fetch(M("a"), M("b")), plan.state, catalog=True)
+    assert block["whitelist"] == ["a", "b"]
+
+
 # --- helpers ----------------------------------------------------------------------------------
 
 
