@@ -6,6 +6,7 @@ path → ntfy; `hooks.slack.com` → slack; `discord(app).com/api/webhooks/` →
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -74,7 +75,8 @@ class NotifyConfig:
         if not isinstance(desktop, bool):
             raise SettingsError("notify.desktop: expected true or false")
         timeout = raw.get("command_timeout", COMMAND_TIMEOUT)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        if (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                or not 0 < timeout < math.inf):  # NaN fails too: json5 reads NaN and Infinity
             raise SettingsError("notify.command_timeout: expected a positive number of seconds")
         return cls(desktop, _webhooks(raw.get("webhook")), _command(raw.get("command")), timeout)
 

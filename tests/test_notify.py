@@ -111,6 +111,8 @@ def test_webhook_format_from_url(url: str, expected: WebhookFormat) -> None:
         {"webhook": {"url": "https://x.test/h", "format": "xml"}},
         {"desktop": "yes"},
         {"command_timeout": 0},
+        {"command_timeout": float("inf")},  # json5 reads Infinity: delivery would never be bounded
+        {"command_timeout": float("nan")},
         {"sound": True},
     ],
 )
