@@ -11,7 +11,8 @@ from typing import Any
 
 from syncd.jsonc import REMOVE
 from syncd.model import FetchResult, ModelKind, RemoteModel
-from syncd.render import render_entry, unsafe_text
+from syncd.normalize import unsafe_reason
+from syncd.render import render_entry
 from syncd.settings import AliasPolicy, ProviderPolicy, RemovePolicy, WhitelistPolicy
 from syncd.state import ProviderState
 
@@ -62,7 +63,7 @@ def select(models: tuple[RemoteModel, ...], policy: ProviderPolicy,
     for m in models:
         if m.id in wanted or m.id in skipped:
             continue
-        if (unsafe_text(m.id) is not None
+        if (unsafe_reason(m.id) is not None
                 or (m.kind or ModelKind.CHAT) not in policy.kinds
                 or (policy.include and not any(fnmatchcase(m.id, g) for g in policy.include))
                 or any(fnmatchcase(m.id, g) for g in policy.exclude)):

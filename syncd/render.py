@@ -21,11 +21,6 @@ _QUANT = re.compile(r"(?i)^i?q\d")  # q4_K_M, iq3_xs: keep the underscores, uppe
 _SMALL_NUMBER = re.compile(r"^\d{1,2}$")
 
 
-def unsafe_text(text: str) -> str | None:
-    """Why `text` must not be written as a model ID or name (DESIGN §4.6); None if it may."""
-    return unsafe_reason(text)
-
-
 def readable_name(model_id: str) -> str:
     """A display name from an ID: `qwen3-coder:30b` -> `Qwen3 Coder 30B`.
 
@@ -92,7 +87,7 @@ def render_entry(m: RemoteModel) -> dict[str, Any]:
     """The model entry for `m`, keys in DESIGN §4.3 order, containing only what is known."""
     entry: dict[str, Any] = {}
     name = m.name.strip() if m.name else ""
-    entry["name"] = name if name and unsafe_text(name) is None else readable_name(m.id)
+    entry["name"] = name if name and unsafe_reason(name) is None else readable_name(m.id)
 
     context = _positive_int(m.context)
     if context is not None:

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncd.model import RemoteModel
-from syncd.render import DEFAULT_OUTPUT_CAP, MODALITIES, readable_name, render_entry, unsafe_text
+from syncd.normalize import unsafe_reason
+from syncd.render import DEFAULT_OUTPUT_CAP, MODALITIES, readable_name, render_entry
 
 ORDER = ["name", "limit", "tool_call", "reasoning", "attachment", "modalities", "cost"]
 
@@ -95,7 +96,7 @@ def test_keys_come_in_design_order() -> None:
 # --- every rendered entry is one OpenCode's schema accepts --------------------------------------
 
 models = st.builds(
-    RemoteModel, st.text(min_size=1, max_size=20).filter(lambda s: unsafe_text(s) is None),
+    RemoteModel, st.text(min_size=1, max_size=20).filter(lambda s: unsafe_reason(s) is None),
     name=st.none() | st.text(max_size=20),
     context=st.none() | st.integers(-5, 2_000_000), output=st.none() | st.integers(-5, 200_000),
     tool_call=st.none() | st.booleans(), reasoning=st.none() | st.booleans(),
@@ -109,7 +110,7 @@ models = st.builds(
 def check_opencode_schema(entry: dict[str, Any]) -> None:
     """The rules of DESIGN §1.4, as OpenCode checks them."""
     assert list(entry) == [k for k in ORDER if k in entry]
-    assert isinstance(entry["name"], str) and entry["name"] and unsafe_text(entry["name"]) is None
+    assert isinstance(entry["name"], str) and entry["name"] and unsafe_reason(entry["name"]) is None
     if "limit" in entry:
         assert set(entry["limit"]) == {"context", "output"}
         assert all(isinstance(v, int) and v > 0 for v in entry["limit"].values())
