@@ -45,7 +45,7 @@ def from_v1(item: Mapping[str, Any]) -> RemoteModel:
         context=_loaded_context(item) or as_int(item.get("max_context_length")),
         tool_call=as_bool(caps.get("trained_for_tool_use")),
         vision=vision,
-        reasoning=as_bool(caps.get("reasoning")) if "reasoning" in caps else None,
+        reasoning=as_bool(caps.get("reasoning")),
         kind=_kind(item.get("type")),
     )
 
