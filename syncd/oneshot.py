@@ -71,13 +71,17 @@ async def detect_runtimes(engine: Engine, *, dry_run: bool = False) -> list[str]
         added[:] = [f"{pid} ({blocks[pid]['options']['baseURL']})" for pid in blocks]
         return add_blocks(text, blocks) if blocks else None
 
-    if dry_run:
-        transform(read_target(target).text)
-        verb = "would add"
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_target(target, transform, state_dir=paths.state_dir())
-        verb = "added"
+    try:
+        if dry_run:
+            transform(read_target(target).text)
+            verb = "would add"
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_target(target, transform, state_dir=paths.state_dir())
+            verb = "added"
+    except (SyncdError, OSError) as exc:
+        # the target's own cycle reports it (with its path); the other targets still sync
+        return [f"found a local runtime but could not add it to {target}: {exc}"]
     return [f"found a local runtime; {verb} provider {a} to {target}" for a in added]
 
 

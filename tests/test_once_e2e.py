@@ -534,3 +534,20 @@ def test_detection_skips_a_runtime_the_config_already_points_at(fake_provider: F
     assert list(jsonc.parse(target.read_text())["provider"]) == ["box"]
     assert not (folder / "opencode.jsonc").exists()
     assert default_models("ollama")[0]["id"] in models_in(target, "box")
+
+
+def test_with_a_local_runtime_an_invalid_global_config_is_reported_and_other_targets_sync(
+    fake_provider: Factory, tmp_path: Path
+) -> None:
+    fake = fake_provider("ollama")
+    folder = Path(os.environ["XDG_CONFIG_HOME"]) / "opencode"
+    folder.mkdir(parents=True, exist_ok=True)
+    broken = folder / "opencode.jsonc"
+    broken.write_text('{\n  "provider": {\n')
+    other = write_config(tmp_path / "other.jsonc", {"box": fake.base_url})
+    env = {"SYNCD_DETECT_PORTS": f"{fake.port},0,0", "OPENCODE_CONFIG": str(other)}
+    out = syncd("once", "--no-notify", env=env)
+    assert out.returncode == 1, out.stderr
+    assert broken.read_text() == '{\n  "provider": {\n'
+    assert f"{broken}:2:16:" in out.stdout  # reported as that target's error, with its path
+    assert default_models("ollama")[0]["id"] in models_in(other, "box")
