@@ -60,9 +60,11 @@ def select(models: tuple[RemoteModel, ...], policy: ProviderPolicy,
     """The served models syncd wants in the file (by ID, served order) and the IDs it skips."""
     wanted: dict[str, RemoteModel] = {}
     skipped: list[str] = []
+    seen: set[str] = set()  # a gateway may serve thousands of models that are all filtered out
     for m in models:
-        if m.id in wanted or m.id in skipped:
+        if m.id in seen:
             continue
+        seen.add(m.id)
         if (unsafe_reason(m.id) is not None
                 or (m.kind or ModelKind.CHAT) not in policy.kinds
                 or (policy.include and not any(fnmatchcase(m.id, g) for g in policy.include))
@@ -166,7 +168,8 @@ def plan_provider(*, current: Mapping[str, Any] | None, fetched: FetchResult | N
         new_state = replace(state, kind=str(fetched.kind), served=len(served_ids),
                             served_ids=tuple(sorted(served_ids)))
         wanted, skipped = select(fetched.models, policy, present)
-        skipped = [s.id for s in fetched.suspicious if s.id not in skipped] + skipped
+        filtered = set(skipped)
+        skipped = [s.id for s in fetched.suspicious if s.id not in filtered] + skipped
 
         for mid, m in wanted.items():
             if mid not in present and mid not in tombstones:
@@ -200,7 +203,8 @@ def plan_provider(*, current: Mapping[str, Any] | None, fetched: FetchResult | N
                     removed.append(mid)
                     managed.pop(mid, None)
                     del misses[mid]
-            misses = {k: v for k, v in misses.items() if k in candidates}
+            still_missing = set(candidates)
+            misses = {k: v for k, v in misses.items() if k in still_missing}
 
     if new_models:
         if current is None:
