@@ -106,7 +106,8 @@ async def add_provider(
 
     def transform(text: str) -> str:
         if text.strip():
-            providers = jsonc.parse(text).get("provider")
+            data = jsonc.parse(text)
+            providers = data.get("provider") if isinstance(data, dict) else None
             if isinstance(providers, dict) and pid in providers:
                 raise UsageError(f"provider {pid!r} already exists in {target}")
         return add_blocks(text, {pid: block})

@@ -551,3 +551,12 @@ def test_with_a_local_runtime_an_invalid_global_config_is_reported_and_other_tar
     assert broken.read_text() == '{\n  "provider": {\n'
     assert f"{broken}:2:16:" in out.stdout  # reported as that target's error, with its path
     assert default_models("ollama")[0]["id"] in models_in(other, "box")
+
+
+def test_add_to_a_config_whose_root_is_not_an_object_is_a_clean_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "opencode.jsonc"
+    cfg.write_text("[]\n")
+    out = syncd("add", "box", "http://127.0.0.1:9/v1", "--config", str(cfg))
+    assert out.returncode == 1, out.stderr
+    assert "internal error" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert cfg.read_text() == "[]\n"
