@@ -260,7 +260,9 @@ class Engine:
             except SyncdError as exc:
                 out.append(Fetched(pid, None, FetchError(f"{pid}: {exc}"), 0))
                 continue
-            if spec is None:
+            if spec is None:  # custom_providers saw a baseURL string: it resolved to ""
+                reason = f"{pid}: options.baseURL is empty (is its variable set where syncd runs?)"
+                out.append(Fetched(pid, None, FetchError(reason), 0))
                 continue
             if spec.api_key:
                 register_secret(spec.api_key.reveal())

@@ -560,3 +560,15 @@ def test_add_to_a_config_whose_root_is_not_an_object_is_a_clean_error(tmp_path: 
     assert out.returncode == 1, out.stderr
     assert "internal error" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert cfg.read_text() == "[]\n"
+
+
+def test_a_provider_whose_base_url_resolves_to_nothing_is_reported_not_dropped(
+    tmp_path: Path,
+) -> None:
+    cfg = write_config(tmp_path / "opencode.jsonc", {"box": "{env:SYNCD_TEST_UNSET_BASE_URL}"})
+    before = cfg.read_bytes()
+    code, doc = once_json(cfg)
+    assert code == 1
+    box = provider_json(doc, "box")
+    assert box["status"] == "error" and "baseURL" in box["error"]
+    assert cfg.read_bytes() == before
