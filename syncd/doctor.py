@@ -34,11 +34,11 @@ from syncd.doctor_checks import (
     one_line,
     opencode_processes,
     read_auth,
-    unserved,
 )
 from syncd.errors import AuthFailed, BadResponse, FetchError, SettingsError, StateError, SyncdError
 from syncd.fetch import redact_url, request_json
 from syncd.model import FetchResult, Kind, Limits, ModelKind, ProviderSpec
+from syncd.outcome import unserved
 from syncd.providers import FetchCache, bearer_headers, fetch_models, make_client
 from syncd.service_status import ServiceStatus, service_status
 from syncd.settings import Settings, load_settings

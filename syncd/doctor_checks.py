@@ -214,24 +214,6 @@ def check_bearer(auth: Mapping[str, Any], targets: Sequence[TargetInfo]) -> list
     return out or [ok("bearer", "no key carries a `Bearer ` prefix")]
 
 
-# --- served models ----------------------------------------------------------------------------
-
-
-def unserved(models: Mapping[str, Any], managed: Mapping[str, Any],
-             served: Sequence[str]) -> list[tuple[str, list[str]]]:
-    """User-owned model IDs (as sent upstream: `id`, else the key) the provider does not serve."""
-    served_set = set(served)
-    out: list[tuple[str, list[str]]] = []
-    for key, entry in models.items():
-        if key in managed:
-            continue
-        upstream = entry.get("id") if isinstance(entry, Mapping) else None
-        upstream = upstream if isinstance(upstream, str) and upstream else key
-        if upstream not in served_set:
-            out.append((upstream, difflib.get_close_matches(upstream, served, n=3, cutoff=0.4)))
-    return out
-
-
 # --- a stale OpenCode process -----------------------------------------------------------------
 
 _OPENCODE = re.compile(r"^opencode(?:\.exe)?$")

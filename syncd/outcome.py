@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,17 +99,29 @@ def failed_all(fetched: list[Fetched], exc: SyncdError) -> tuple[ProviderReport,
     )
 
 
+def unserved(models: Mapping[str, Any], managed: Mapping[str, Any], served: Sequence[str],
+             cutoff: float = 0.4) -> list[tuple[str, list[str]]]:
+    """User-owned model IDs (as sent upstream: `id`, else the key) the provider does not serve,
+    each with the closest served IDs."""
+    served_set = set(served)
+    out: list[tuple[str, list[str]]] = []
+    for key, entry in models.items():
+        if key in managed:
+            continue
+        upstream = entry.get("id") if isinstance(entry, Mapping) else None
+        upstream = upstream if isinstance(upstream, str) and upstream else key
+        if upstream not in served_set:
+            close = difflib.get_close_matches(upstream, served, n=SUGGESTIONS, cutoff=cutoff)
+            out.append((upstream, close))
+    return out
+
+
 def unserved_warnings(models: Mapping[str, Any], state: ProviderState) -> tuple[str, ...]:
     """"did you mean" lines for user-owned model IDs the last successful fetch did not list."""
-    served = state.served_ids
-    if not served:
+    if not state.served_ids:  # no successful fetch yet: nothing to compare with
         return ()
-    served_set = set(served)
     out = []
-    for mid in models:
-        if mid in state.managed or mid in served_set:
-            continue
-        close = difflib.get_close_matches(mid, served, n=SUGGESTIONS, cutoff=0.5)
+    for mid, close in unserved(models, state.managed, state.served_ids, cutoff=0.5):
         hint = f"; did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
         out.append(f"`{mid}` is not served by the provider{hint}")
     return tuple(out)

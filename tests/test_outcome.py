@@ -1,0 +1,22 @@
+"""The pure report helpers of one cycle (syncd.outcome)."""
+
+from __future__ import annotations
+
+from syncd.outcome import unserved_warnings
+from syncd.state import ProviderState
+
+SERVED = ProviderState(served_ids=("qwen3-coder:30b", "gemma4:e4b"))
+
+
+def test_a_user_owned_id_the_provider_does_not_serve_gets_a_did_you_mean() -> None:
+    (line,) = unserved_warnings({"qwen3-coder:32b": {}}, SERVED)
+    assert line == "`qwen3-coder:32b` is not served by the provider; did you mean `qwen3-coder:30b`?"
+
+
+def test_an_entry_whose_id_field_is_served_is_not_warned_about() -> None:
+    # OpenCode sends `id` upstream when the entry has one; the key is only the picker's name
+    assert unserved_warnings({"coder": {"id": "qwen3-coder:30b", "name": "Coder"}}, SERVED) == ()
+
+
+def test_nothing_is_warned_before_a_successful_fetch() -> None:
+    assert unserved_warnings({"anything": {}}, ProviderState()) == ()
