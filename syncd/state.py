@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -16,6 +14,7 @@ from typing import Any, TypedDict, TypeVar
 
 from syncd import paths
 from syncd.errors import StateError
+from syncd.store import atomic_write_bytes, clean_stale_temps
 
 _V = TypeVar("_V")
 _T = TypeVar("_T")
@@ -292,35 +291,11 @@ def save_state(state: State, path: Path | None = None) -> None:
     data = json.dumps(to_json(state), indent=1, ensure_ascii=False).encode() + b"\n"
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):
-            # a save cut short by a kill; every caller holds the state lock, so none is live
-            with contextlib.suppress(OSError):
-                stale.unlink()
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # a save cut short by a kill; every caller holds the state lock, so none is live
+        clean_stale_temps(path.parent, path.name)
+        atomic_write_bytes(path, data, mode=0o600)
     except OSError as e:
         raise StateError(f"{path}: cannot write the state file: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:  # mkstemp creates it 0600
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise StateError(f"{path}: cannot write the state file: {e.strerror or e}") from None
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # some filesystems cannot fsync a directory
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def quarantine(path: Path | None = None) -> Path:
