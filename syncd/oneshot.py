@@ -9,7 +9,7 @@ from pathlib import Path
 from syncd import jsonc, paths
 from syncd.detect import add_blocks, free_id, probe_runtimes, provider_block, unclaimed
 from syncd.engine import Engine
-from syncd.errors import StateError, SyncdError, TargetError, UsageError
+from syncd.errors import SyncdError, UsageError
 from syncd.locks import target_lock
 from syncd.notify import Notifier
 from syncd.notify_config import NotifyConfig
@@ -18,7 +18,7 @@ from syncd.report import TargetReport
 from syncd.settings import Settings, load_settings
 from syncd.state import load_state, save_state, state_file
 from syncd.store import read_target, write_target
-from syncd.targets import custom_providers, global_target
+from syncd.targets import custom_providers, global_target, resolve_targets
 
 PROVIDER_ID = re.compile(r"^[0-9a-z-]+$")
 
@@ -132,8 +132,6 @@ def restore_model(ref: str, cli_configs: Sequence[str] | None = None) -> str:
     pid, sep, model_id = ref.partition("/")
     if not sep or not pid or not model_id:
         raise UsageError(f"{ref!r}: expected PROVIDER/MODEL, e.g. ollama/qwen3-coder:30b")
-    settings = load_settings()
-    engine = Engine(settings, cli_configs=cli_configs)
     lifted: list[str] = []
     with target_lock(state_file(), paths.state_dir()):
         state = load_state()
@@ -145,7 +143,8 @@ def restore_model(ref: str, cli_configs: Sequence[str] | None = None) -> str:
         if lifted:
             save_state(state)
     if not lifted:
-        known = [t for t in engine.targets() if _has_provider(t, pid)]
+        targets = resolve_targets(cli_configs, load_settings().configs)
+        known = [t for t in targets if _has_provider(t, pid)]
         where = f" (provider {pid!r} is in {', '.join(map(str, known))})" if known else ""
         raise SyncdError(f"{ref} is not a deleted model syncd remembers{where}; nothing to restore")
     return (f"restored {ref} in {', '.join(lifted)}; the next sync adds it again "
@@ -155,5 +154,5 @@ def restore_model(ref: str, cli_configs: Sequence[str] | None = None) -> str:
 def _has_provider(target: Path, pid: str) -> bool:
     try:
         return pid in custom_providers(jsonc.parse(read_target(target).text))
-    except (SyncdError, TargetError, StateError):
+    except SyncdError:
         return False
