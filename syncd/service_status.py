@@ -15,7 +15,7 @@ from subprocess import CompletedProcess
 from typing import Any
 
 from syncd import paths
-from syncd.service import Runner, call, unreachable
+from syncd.service import COMMAND_TIMEOUT, Runner, call, unreachable
 from syncd.service_files import AGENT_LABEL, UNIT_NAME, Manager, manager_for, unit_path
 
 
@@ -91,7 +91,11 @@ def _program(manager: Manager, text: str) -> str | None:
 
 
 def _ask(runner: Runner, argv: tuple[str, ...]) -> tuple[CompletedProcess[str], str | None]:
-    result = call(runner, argv)
+    try:
+        result = call(runner, argv)
+    except subprocess.TimeoutExpired:  # a hung manager is one we cannot ask, not a crash
+        return CompletedProcess(list(argv), 1, "", ""), (
+            f"`{shlex.join(argv)}` did not answer in {COMMAND_TIMEOUT:.0f} s")
     return result, unreachable(result)
 
 

@@ -484,3 +484,17 @@ def test_launchd_status_and_uninstall(isolated_home: Path, stub: Stub) -> None:
     assert stub.calls()[before:] == [["launchctl", "bootout", f"gui/501/{AGENT_LABEL}"]]
     stub.answer(print=(113, "", "Could not find service\n"))
     assert not service_status(platform="darwin", home=isolated_home, uid=501).installed
+
+
+def test_status_with_a_hung_service_manager_says_unknown_instead_of_crashing(
+    isolated_home: Path, stub: Stub
+) -> None:
+    service.apply(service.plan_install(platform="linux", home=isolated_home))
+
+    def hung(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        raise subprocess.TimeoutExpired(argv, float(str(kw["timeout"])))
+
+    status = service_status(platform="linux", home=isolated_home, runner=hung)
+    assert status.installed and status.enabled is None and status.active is None
+    assert status.unavailable is not None and "did not answer" in status.unavailable
+    assert "enabled: unknown" in format_status(status)
