@@ -205,11 +205,12 @@ def _cmd_once(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from syncd import summary
+    from syncd import paths, schedule_file, summary
     from syncd.state import load_state
 
     state = load_state()
-    _out(summary.status_json(state) if args.json else summary.format_status(state))
+    runs = schedule_file.read(paths.state_dir())
+    _out(summary.status_json(state, runs) if args.json else summary.format_status(state, runs))
     return EXIT_OK
 
 

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import structlog
 
-from syncd import paths, sdnotify
+from syncd import paths, schedule_file, sdnotify
 from syncd.errors import SettingsError
 from syncd.report import Status, TargetReport
 from syncd.schedule import (
@@ -255,6 +255,7 @@ class Daemon:
             )
         if self._ready and not self._stop.is_set():
             self._notify(f"STATUS={self._status()}")
+        schedule_file.publish(paths.state_dir(), {k: self.next_run(*k) for k in self._specs})
         # for leak hunting (tests, -v): this count must stay flat over hours of cycles
         log.debug("cycle done", target=str(target), tasks=len(asyncio.all_tasks()))
 
@@ -368,4 +369,7 @@ def run_daemon(
                   state_dir=str(state_dir))
         return 1
     with lock:
-        return asyncio.run(serve(engine, force_polling=force_polling, stop_event=stop_event))
+        try:
+            return asyncio.run(serve(engine, force_polling=force_polling, stop_event=stop_event))
+        finally:
+            schedule_file.withdraw(state_dir)

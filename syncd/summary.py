@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from syncd.report import ProviderReport, Status, TargetReport
@@ -119,11 +119,12 @@ def to_json(reports: Sequence[TargetReport]) -> str:
     return json.dumps(doc, ensure_ascii=False) + "\n"
 
 
-def _status_rows(state: State) -> list[dict[str, Any]]:
+def _status_rows(state: State, next_runs: Mapping[str, Mapping[str, str]]) -> list[dict[str, Any]]:
     rows = []
     for target, ts in state.targets.items():
         for pid, ps in ts.providers.items():
             rows.append({
+                "next_run": next_runs.get(target, {}).get(pid),
                 "target": target,
                 "provider": pid,
                 "kind": ps.kind,
@@ -137,12 +138,13 @@ def _status_rows(state: State) -> list[dict[str, Any]]:
     return rows
 
 
-def status_json(state: State) -> str:
-    return json.dumps({"providers": _status_rows(state)}, ensure_ascii=False) + "\n"
+def status_json(state: State, next_runs: Mapping[str, Mapping[str, str]]) -> str:
+    """`syncd status --json`; `next_run` is null unless a daemon runs."""
+    return json.dumps({"providers": _status_rows(state, next_runs)}, ensure_ascii=False) + "\n"
 
 
-def format_status(state: State) -> str:
-    rows = _status_rows(state)
+def format_status(state: State, next_runs: Mapping[str, Mapping[str, str]]) -> str:
+    rows = _status_rows(state, next_runs)
     if not rows:
         return "syncd has not synced anything yet: run `syncd once` (or install the service)\n"
     out: list[str] = []
@@ -155,4 +157,6 @@ def format_status(state: State) -> str:
             out.append(_fit(line))
             if r["last_error"]:
                 out += _wrapped(f"failing ({r['failures']}x): {r['last_error']}")
+            if r["next_run"]:
+                out.append(f"    next run {r['next_run'][:19].replace('T', ' ')} (daemon)")
     return "\n".join(out) + "\n"

@@ -448,9 +448,18 @@ def test_second_daemon_exits_1_once_beside_it_is_safe_and_sigint_stops_it(
     d.wait(synced("ollama", status="ok"), since=at)  # the daemon is still at work
     assert set(models_in(cfg, "ollama")) == chat_ids(ol)
     assert "/* keep this comment */" in cfg.read_text()
+    assert _next_run(env) is not None  # `syncd status` shows when the daemon runs it next
     d.send(signal.SIGINT)  # Ctrl-C stops as cleanly as SIGTERM
     assert d.proc.wait(timeout=5) == 0
     d.wait(ev("daemon stopping"))
+    assert _next_run(env) is None  # no daemon, no schedule
+
+
+def _next_run(env: dict[str, str]) -> str | None:
+    out = subprocess.run([sys.executable, "-m", "syncd", "status", "--json"], capture_output=True,
+                         text=True, env=env, timeout=60, check=True)
+    (row,) = [r for r in json.loads(out.stdout)["providers"] if r["provider"] == "ollama"]
+    return row["next_run"]
 
 
 # --- isolation and hygiene ----------------------------------------------------------------------
