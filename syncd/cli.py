@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from syncd import __version__
 from syncd.errors import SyncdError, UsageError
@@ -261,28 +261,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from syncd.engine import Engine
     from syncd.logs import configure_logging
     from syncd.notify import Notifier
-    from syncd.oneshot import detect_runtimes
     from syncd.settings import load_settings
 
     configure_logging(args.log_format, args.verbose - args.quiet)
     settings = load_settings()
     if settings.detect and not args.no_detect and not args.config and not settings.configs:
-        asyncio.run(_detect_before_run(settings, detect_runtimes))
+        asyncio.run(_detect_before_run(settings))
     notifier = Notifier(settings.notify)
     engine = Engine(settings, cli_configs=args.config, notify=notifier.submit)
     code = run_daemon(engine, state_dir=paths.state_dir(), force_polling=settings.force_polling)
     return EXIT_FAILED if code else EXIT_OK
 
 
-async def _detect_before_run(settings: Settings, detect: Callable[..., Any]) -> None:
+async def _detect_before_run(settings: Settings) -> None:
     """Probe local runtimes once, with an engine of its own (its HTTP client lives in this loop)."""
     import structlog
 
     from syncd.engine import Engine
+    from syncd.oneshot import detect_runtimes
 
     engine = Engine(settings)
     try:
-        for note in await detect(engine):
+        for note in await detect_runtimes(engine):
             structlog.get_logger("syncd").info("detect.added", note=note)
     finally:
         await engine.aclose()

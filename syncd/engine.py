@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -258,11 +258,11 @@ class Engine:
             try:
                 spec = provider_spec(pid, block, target, auth, kind=self.settings.policy(pid).kind)
             except SyncdError as exc:
-                out.append(Fetched(pid, None, FetchError(f"{pid}: {exc}"), 0))
+                out.append(Fetched(pid, FetchError(f"{pid}: {exc}"), 0))
                 continue
             if spec is None:  # custom_providers saw a baseURL string: it resolved to ""
                 reason = f"{pid}: options.baseURL is empty (is its variable set where syncd runs?)"
-                out.append(Fetched(pid, None, FetchError(reason), 0))
+                out.append(Fetched(pid, FetchError(reason), 0))
                 continue
             if spec.api_key:
                 register_secret(spec.api_key.reveal())
@@ -276,7 +276,7 @@ class Engine:
             specs, client, limits=self.settings.limits(), cache=self._cache, catalog=catalog
         )
         ms = int((time.monotonic() - started) * 1000)
-        out += [Fetched(s.id, s, r, ms) for s, r in zip(specs, results, strict=True)]
+        out += [Fetched(s.id, r, ms) for s, r in zip(specs, results, strict=True)]
         return out
 
     def _plan(
@@ -354,7 +354,7 @@ class Engine:
                     policy=self.settings.policy(pid), protected=protected_models(data, pid),
                     catalog_has_provider=False, block=block,
                 )
-                state = state.with_provider(target, pid, replace(plan.state, whitelist=ps.whitelist))
+                state = state.with_provider(target, pid, plan.state)
                 warnings = unserved_warnings(models_of(block) or {}, plan.state)
                 reports.append(ProviderReport(pid, Status.OK, kind=ps.kind, served=ps.served,
                                               tombstoned=plan.tombstoned, warnings=warnings))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncd.errors import FetchError, SyncdError
-from syncd.model import FetchResult, ProviderSpec
+from syncd.model import FetchResult
 from syncd.plan import ProviderPlan
 from syncd.report import ProviderReport, Status, TargetReport
 from syncd.state import ProviderState, State
@@ -21,7 +21,6 @@ class Fetched:
     """The outcome of fetching one provider of one target, before planning."""
 
     pid: str
-    spec: ProviderSpec | None
     result: FetchResult | FetchError
     ms: int
 

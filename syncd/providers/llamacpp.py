@@ -7,11 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from syncd.errors import AuthFailed, FetchError
-from syncd.fetch import check_count
 from syncd.model import Kind, ProviderSpec, RemoteModel
 from syncd.normalize import as_bool, as_int, dig
 from syncd.providers import Context, bearer_headers
-from syncd.providers.openai import from_item, items_of
+from syncd.providers.openai import from_item, list_items
 
 
 def from_model(item: Mapping[str, Any]) -> RemoteModel:
@@ -42,10 +41,7 @@ class LlamaCppProvider:
         return bearer_headers(spec)
 
     async def list_models(self, ctx: Context) -> list[RemoteModel]:
-        url = ctx.base + "/models"
-        items = items_of(await ctx.get(url), url)
-        check_count(len(items), ctx.limits, url)
-        models = [from_model(i) for i in items]
+        models = [from_model(i) for i in await list_items(ctx)]
         if len(models) != 1:  # /props describes the one loaded model; a router serves many
             return models
         try:

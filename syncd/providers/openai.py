@@ -88,6 +88,14 @@ async def litellm_details(ctx: Context) -> dict[str, RemoteModel]:
     return details
 
 
+async def list_items(ctx: Context) -> list[Mapping[str, Any]]:
+    """The items of `{baseURL}/models`, counted against the model limit (llama.cpp serves it too)."""
+    url = ctx.base + "/models"
+    items = items_of(await ctx.get(url), url)
+    check_count(len(items), ctx.limits, url)
+    return items
+
+
 class OpenAIProvider:
     kind = Kind.OPENAI
 
@@ -95,9 +103,7 @@ class OpenAIProvider:
         return bearer_headers(spec)
 
     async def list_models(self, ctx: Context) -> list[RemoteModel]:
-        url = ctx.base + "/models"
-        items = items_of(await ctx.get(url), url)
-        check_count(len(items), ctx.limits, url)
+        items = await list_items(ctx)
         models = [from_item(i) for i in items]
         looks_litellm = "litellm" in ctx.spec.id.lower() or any(
             k in i for i in items for k in _LITELLM_MARKS)
