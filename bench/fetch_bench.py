@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from syncd.model import FetchResult, Kind, Limits, ProviderSpec  # noqa: E402
-from syncd.providers import fetch_many, fetch_models, make_client  # noqa: E402
+from syncd.providers.discover import fetch_many, fetch_models, make_client  # noqa: E402
 from tests.fakes import FakeProvider  # noqa: E402
 
 COUNT = 50

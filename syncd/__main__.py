@@ -1,5 +1,5 @@
 """Entry point for `python -m syncd`."""
 
-from syncd.cli import main
+from syncd.cli.main import main
 
 raise SystemExit(main())

@@ -9,38 +9,37 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
 from syncd import jsonc, paths
-from syncd.catalog import Catalog, load_catalog_async
-from syncd.credentials import load_auth, provider_spec
 from syncd.errors import FetchError, StateError, SyncdError, TargetError
-from syncd.events import (
+from syncd.model import FetchResult, ProviderSpec
+from syncd.notify.events import (
     Event,
     events_for_valid_target,
     events_from_report,
 )
-from syncd.locks import target_lock
-from syncd.model import FetchResult, ProviderSpec
-from syncd.outcome import Fetched, failed_all, target_report, unserved_warnings
-from syncd.plan import ProviderPlan, plan_provider, protected_models
-from syncd.providers import FetchCache, fetch_many, make_client
+from syncd.providers.blocks import custom_providers, models_of
+from syncd.providers.catalog import Catalog, load_catalog_async
+from syncd.providers.credentials import load_auth, provider_spec
+from syncd.providers.discover import FetchCache, fetch_many, make_client
 from syncd.report import ProviderReport, Status, TargetReport
 from syncd.settings import Settings, load_settings
-from syncd.state import State, load_state, save_state, state_file, target_key
-from syncd.store import (
+from syncd.sync.locks import target_lock
+from syncd.sync.outcome import Fetched, failed_all, target_report, unserved_warnings
+from syncd.sync.plan import ProviderPlan, plan_provider, protected_models
+from syncd.sync.records import State, target_key
+from syncd.sync.state import load_state, save_state, state_file
+from syncd.sync.store import (
     WriteResult,
     atomic_write_bytes,
     read_target,
     sha256_bytes,
     write_target,
 )
-from syncd.targets import custom_providers, fingerprint, is_loopback, models_of, resolve_targets
-
-if TYPE_CHECKING:  # the daemon pulls in apscheduler and watchfiles, which `syncd once` never needs
-    from syncd.daemon import JobSpec
+from syncd.sync.targets import JobSpec, provider_jobs, resolve_targets
 
 CACHE_NAME = "fetch-cache.json"
 CATALOG_MAX_AGE = 86400.0
@@ -93,28 +92,7 @@ class Engine:
         return list(dict.fromkeys(files))
 
     def jobs(self) -> list[JobSpec]:
-        from syncd.daemon import JobSpec
-
-        out: list[JobSpec] = []
-        for target in self.targets():
-            try:
-                data = jsonc.parse(read_target(target).text)
-            except SyncdError:
-                continue
-            for pid, block in custom_providers(data).items():
-                policy = self.settings.policy(pid)
-                if not policy.enabled:
-                    continue
-                out.append(JobSpec(target, pid, self._interval(pid, block), fingerprint(block)))
-        return out
-
-    def _interval(self, pid: str, block: Mapping[str, Any]) -> float:
-        override = self.settings.policy(pid).interval
-        if override is not None:
-            return override
-        base_url = block["options"]["baseURL"]
-        local = is_loopback(base_url)
-        return self.settings.local_interval if local else self.settings.interval
+        return provider_jobs(self.targets(), self.settings)
 
     def last_written_sha256(self, target: Path) -> str | None:
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 import threading
 from collections.abc import MutableMapping
 from typing import Any, TextIO
@@ -93,14 +92,13 @@ def _renderer(fmt: str, stream: TextIO) -> Processor:
     )
 
 
-def configure_logging(fmt: str = "auto", verbosity: int = 0, stream: TextIO | None = None) -> None:
+def configure_logging(fmt: str, verbosity: int, stream: TextIO) -> None:
     """Route syncd's structlog calls and third-party stdlib logging to `stream`, one line per event.
 
     `fmt` is auto|json|console (auto: console on a terminal, JSON otherwise); `verbosity` is
     the count of -v minus the count of -q. Safe to call again (tests, SIGHUP).
     """
     global _handler
-    stream = sys.stderr if stream is None else stream
     level = _level(verbosity)
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,

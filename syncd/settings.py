@@ -16,7 +16,7 @@ import json5
 from syncd import paths
 from syncd.errors import SettingsError
 from syncd.model import Kind, Limits, ModelKind
-from syncd.notify_config import NotifyConfig
+from syncd.notify.config import NotifyConfig
 
 
 class RemovePolicy(StrEnum):

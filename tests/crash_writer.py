@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from syncd.store import write_target
+from syncd.sync.store import write_target
 
 
 def main() -> None:

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
-from syncd.catalog import Catalog, load_catalog, load_catalog_async, parse_catalog
 from syncd.model import ModelKind, RemoteModel
 from syncd.paths import opencode_catalog_file
+from syncd.providers.catalog import Catalog, load_catalog, load_catalog_async, parse_catalog
 
 DATA: dict[str, Any] = {
     "lmstudio": {"models": {"qwen/qwen3-coder-30b": {

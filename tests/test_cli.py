@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from syncd import __version__
-from syncd.cli import EXIT_USAGE, main
+from syncd.cli.main import EXIT_USAGE, main
 
 
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:

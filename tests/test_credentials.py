@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from syncd.credentials import load_auth, provider_spec, resolve
 from syncd.errors import SyncdError
 from syncd.model import Kind
 from syncd.paths import opencode_auth_file
+from syncd.providers.credentials import load_auth, provider_spec, resolve
 
 
 def block(**options: object) -> dict[str, object]:

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from syncd.daemon import Daemon, JobSpec, status_line
+from syncd.daemon.run import Daemon, status_line
+from syncd.daemon.schedule import backoff
 from syncd.errors import SettingsError
 from syncd.report import ProviderReport, Status, TargetReport
-from syncd.schedule import backoff
+from syncd.sync.targets import JobSpec
 
 HERE = Path(__file__).resolve().parent
 
@@ -325,7 +326,7 @@ SCRIPT = textwrap.dedent("""
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     from test_daemon_unit import FakeEngine, spec
-    from syncd.daemon import serve
+    from syncd.daemon.run import serve
     from syncd.report import TargetReport
 
     work = Path({work!r})
@@ -380,8 +381,8 @@ def test_sigterm_stops_cleanly_after_the_sync_in_flight(tmp_path: Path) -> None:
 
 
 def test_second_daemon_for_a_state_dir_exits_1(tmp_path: Path) -> None:
-    from syncd.daemon import run_daemon
-    from syncd.locks import acquire_daemon_lock
+    from syncd.daemon.run import run_daemon
+    from syncd.sync.locks import acquire_daemon_lock
 
     held = acquire_daemon_lock(tmp_path / "state")
     assert held is not None

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 
 from syncd import jsonc, paths
-from syncd.cli import main
-from syncd.doctor import Check, Proc, Status, any_failed, format_checks, run_checks, to_json
-from syncd.doctor_checks import linux_processes, looks_like_opencode, parse_ps
-from syncd.service_status import service_status
-from syncd.state import ProviderState, State, save_state
+from syncd.cli.main import main
+from syncd.doctor.checks import linux_processes, looks_like_opencode, parse_ps
+from syncd.doctor.runner import Check, Proc, Status, any_failed, format_checks, run_checks, to_json
+from syncd.service.status import service_status
+from syncd.sync.records import ProviderState, State
+from syncd.sync.state import save_state
 from tests import fakes
 from tests.fakes import FakeProvider
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from syncd.events import (
+from syncd.model import Skipped
+from syncd.notify.events import (
     ID_MAX,
     LIST_MAX,
     RATE_WINDOW,
@@ -22,7 +23,6 @@ from syncd.events import (
     events_from_report,
     format_message,
 )
-from syncd.model import Skipped
 from syncd.report import ProviderReport, Status, TargetReport
 
 PATH = "/home/u/.config/opencode/opencode.jsonc"

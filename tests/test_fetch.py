@@ -18,9 +18,9 @@ from syncd.errors import (
     ServerFailed,
     Unreachable,
 )
-from syncd.fetch import check_count, make_client, redact_url, request_json, root_url, unwrap_list
 from syncd.model import Kind, Limits, ProviderSpec, Secret
-from syncd.providers import fetch_many, fetch_models
+from syncd.providers.discover import fetch_many, fetch_models
+from syncd.providers.fetch import check_count, make_client, redact_url, request_json, root_url, unwrap_list
 from tests import fakes
 from tests.fakes import FakeProvider
 

@@ -14,7 +14,7 @@ import pytest
 
 from syncd.errors import AuthFailed, BadResponse, FetchError
 from syncd.model import Kind, Limits, ModelKind, ProviderSpec, Secret
-from syncd.providers import FetchCache, fetch_models, make_client
+from syncd.providers.discover import FetchCache, fetch_models, make_client
 
 pytestmark = pytest.mark.litellm
 

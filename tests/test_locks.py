@@ -13,20 +13,20 @@ from pathlib import Path
 import pytest
 
 from syncd.errors import TargetError
-from syncd.locks import (
+from syncd.sync.locks import (
     LockTimeout,
     acquire_daemon_lock,
     daemon_lock_holder,
     lock_file_for,
     target_lock,
 )
-from syncd.store import write_target
+from syncd.sync.store import write_target
 
 # A child that takes a lock, says "locked", and holds it until a line arrives on stdin.
 HOLD_TARGET = """
 import sys
 from pathlib import Path
-from syncd.locks import target_lock
+from syncd.sync.locks import target_lock
 with target_lock(Path(sys.argv[1]), Path(sys.argv[2]), timeout=5):
     print("locked", flush=True)
     sys.stdin.readline()
@@ -34,7 +34,7 @@ with target_lock(Path(sys.argv[1]), Path(sys.argv[2]), timeout=5):
 HOLD_DAEMON = """
 import sys
 from pathlib import Path
-from syncd.locks import acquire_daemon_lock
+from syncd.sync.locks import acquire_daemon_lock
 lock = acquire_daemon_lock(Path(sys.argv[1]))
 print("locked" if lock else "refused", flush=True)
 sys.stdin.readline()

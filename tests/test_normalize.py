@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from syncd.model import ModelKind, RemoteModel
-from syncd.normalize import (
+from syncd.providers.normalize import (
     MAX_ID_LEN,
     as_int,
     kind_from_id,

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from syncd.errors import SettingsError
-from syncd.events import (
+from syncd.model import Skipped
+from syncd.notify.events import (
     Batch,
     Event,
     EventType,
@@ -24,8 +25,7 @@ from syncd.events import (
     display_text,
     events_from_report,
 )
-from syncd.model import Skipped
-from syncd.notify import (
+from syncd.notify.sinks import (
     CommandSink,
     DesktopSink,
     Notifier,

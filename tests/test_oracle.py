@@ -15,8 +15,8 @@ from fakes import FakeProvider
 
 from syncd import jsonc
 from syncd.model import ProviderSpec
-from syncd.providers import _static_kind  # the kind syncd infers from a block, without a probe
-from syncd.targets import custom_providers
+from syncd.providers.blocks import custom_providers
+from syncd.providers.discover import _static_kind  # the kind syncd infers from a block, without a probe
 
 pytestmark = pytest.mark.oracle
 Factory = Callable[..., FakeProvider]

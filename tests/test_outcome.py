@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from syncd.outcome import unserved_warnings
-from syncd.state import ProviderState
+from syncd.sync.outcome import unserved_warnings
+from syncd.sync.records import ProviderState
 
 SERVED = ProviderState(served_ids=("qwen3-coder:30b", "gemma4:e4b"))
 

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from syncd import jsonc
 from syncd.model import FetchResult, Kind, ModelKind, RemoteModel, Skipped
-from syncd.plan import REMOVE, ProviderPlan, plan_provider, protected_models, restore
-from syncd.render import render_entry
 from syncd.settings import AliasPolicy, ProviderPolicy, RemovePolicy, WhitelistPolicy
-from syncd.state import ProviderState
+from syncd.sync.plan import REMOVE, ProviderPlan, plan_provider, protected_models, restore
+from syncd.sync.records import ProviderState
+from syncd.sync.render import render_entry
 
 
 def fetch(*models: RemoteModel, suspicious: tuple[Skipped, ...] = ()) -> FetchResult:

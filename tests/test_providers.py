@@ -9,7 +9,7 @@ import pytest
 
 from syncd.errors import AuthFailed, FetchTimeout
 from syncd.model import FetchResult, Kind, Limits, ModelKind, ProviderSpec, RemoteModel, Secret
-from syncd.providers import FetchCache, detect_kind, fetch_models, make_client
+from syncd.providers.discover import FetchCache, detect_kind, fetch_models, make_client
 from tests import fakes
 from tests.fakes import FakeProvider, default_models, digest_of
 
@@ -245,7 +245,7 @@ async def test_options_headers_sent_with_the_key(fake_provider: Factory) -> None
 
 
 def test_ollama_num_ctx_too_long_for_int_is_unknown() -> None:
-    from syncd.providers.ollama import reduce_show
+    from syncd.providers.kinds.ollama import reduce_show
 
     show = reduce_show({"parameters": "num_ctx " + "9" * 5000, "capabilities": ["completion"]})
     assert show["num_ctx"] is None and show["capabilities"] == ["completion"]

@@ -27,7 +27,7 @@ from reliability_kit import (
 )
 
 from syncd import jsonc, paths
-from syncd.state import load_state
+from syncd.sync.state import load_state
 
 KILLS = int(os.environ.get("SYNCD_RELIABILITY_KILLS", "200"))
 PID = "rot"

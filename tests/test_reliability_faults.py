@@ -14,7 +14,7 @@ from fakes import FAULTS, FakeProvider
 from reliability_kit import write_settings
 
 from syncd import jsonc
-from syncd.daemon import Daemon
+from syncd.daemon.run import Daemon
 from syncd.engine import Engine
 from syncd.settings import load_settings
 

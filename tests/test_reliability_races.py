@@ -24,7 +24,7 @@ from reliability_kit import (
 )
 
 from syncd import jsonc
-from syncd.state import load_state
+from syncd.sync.state import load_state
 
 EDITS = int(os.environ.get("SYNCD_RELIABILITY_EDITS", "300"))
 PID = "rot"

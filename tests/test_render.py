@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncd.model import RemoteModel
-from syncd.normalize import unsafe_reason
-from syncd.render import DEFAULT_OUTPUT_CAP, MODALITIES, readable_name, render_entry
+from syncd.providers.normalize import unsafe_reason
+from syncd.sync.render import DEFAULT_OUTPUT_CAP, MODALITIES, readable_name, render_entry
 
 ORDER = ["name", "limit", "tool_call", "reasoning", "attachment", "modalities", "cost"]
 

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.daemon import JobSpec
-from syncd.report import ProviderReport, Status, TargetReport
-from syncd.schedule import (
+from syncd.daemon.schedule import (
     BACKOFF_START,
     JITTER,
     RETRY_AFTER_CAP,
@@ -22,6 +20,8 @@ from syncd.schedule import (
     next_delay,
     outcome_of,
 )
+from syncd.report import ProviderReport, Status, TargetReport
+from syncd.sync.targets import JobSpec
 
 T = Path("/cfg/opencode.jsonc")
 

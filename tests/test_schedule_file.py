@@ -7,8 +7,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from syncd import schedule_file
-from syncd.state import target_key
+from syncd.daemon import schedule_file
+from syncd.sync.records import target_key
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd import sdnotify
+from syncd.daemon import sdnotify
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from syncd import service
 from syncd.errors import SyncdError, UsageError
-from syncd.service_files import (
+from syncd.service import install as service
+from syncd.service.files import (
     AGENT_LABEL,
     PLIST_NAME,
     UNIT_NAME,
@@ -26,7 +26,7 @@ from syncd.service_files import (
     render_plist,
     render_unit,
 )
-from syncd.service_status import format_status, service_status
+from syncd.service.status import format_status, service_status
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_BUS = "Failed to connect to bus: No medium found"
@@ -104,7 +104,7 @@ def _exec_start_program(text: str) -> str:
 @pytest.mark.parametrize("name", [UNIT_NAME, PLIST_NAME])
 def test_packaged_templates_are_the_repo_templates(name: str) -> None:
     repo = ROOT / ("systemd" if name == UNIT_NAME else "launchd") / name
-    packaged = (resources.files("syncd") / "data" / name).read_bytes()
+    packaged = (resources.files("syncd.service") / "data" / name).read_bytes()
     assert packaged == repo.read_bytes()
 
 

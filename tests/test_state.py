@@ -15,17 +15,11 @@ from typing import Any
 
 import pytest
 
-from syncd import paths, state
+from syncd import paths
 from syncd.errors import StateError
-from syncd.state import (
-    VERSION,
-    ProviderState,
-    State,
-    load_state,
-    quarantine,
-    save_state,
-    target_key,
-)
+from syncd.sync import state
+from syncd.sync.records import VERSION, ProviderState, State, target_key
+from syncd.sync.state import load_state, quarantine, save_state
 
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -159,7 +153,8 @@ def test_failure_between_write_and_replace_keeps_the_old_file(
 WRITER = """
 import sys
 from pathlib import Path
-from syncd.state import ProviderState, State, save_state
+from syncd.sync.records import ProviderState, State
+from syncd.sync.state import save_state
 path = Path(sys.argv[1])
 i = 0
 print("ready", flush=True)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from syncd import store
 from syncd.errors import TargetError
-from syncd.store import (
+from syncd.sync import store
+from syncd.sync.store import (
     atomic_write_bytes,
     backup_dir_for,
     clean_stale_temps,

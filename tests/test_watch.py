@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from syncd.watch import ChangeGate, is_real_change, plan_watch, sha256_of, watch_changes
+from syncd.daemon.watch import ChangeGate, is_real_change, plan_watch, sha256_of, watch_changes
 
 
 def test_plan_watches_parent_and_symlink_target_folder(tmp_path: Path) -> None:

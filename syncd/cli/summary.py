@@ -1,0 +1,162 @@
+"""Renders cycle reports and the state file as the text and JSON the CLI prints (pure)."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from syncd.report import ProviderReport, Status, TargetReport
+from syncd.sync.records import State
+
+WIDTH = 80
+_HEAD = (
+    f"  {'provider':<18} {'status':<7} {'served':>6} {'+add':>5} {'-rm':>4} {'~upd':>5} "
+    f"{'skip':>5} {'ms':>6}"
+)
+
+
+def any_failed(reports: Iterable[TargetReport]) -> bool:
+    return any(
+        r.error or any(p.status is Status.ERROR for p in r.providers) for r in reports
+    )
+
+
+def _home(path: str) -> str:
+    home = os.path.expanduser("~")
+    return "~" + path[len(home):] if home != "/" and path.startswith(home + os.sep) else path
+
+
+def _fit(text: str, width: int = WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _row(p: ProviderReport) -> list[str]:
+    pid = p.id if len(p.id) <= 18 else p.id[:17] + "…"
+    if p.status is Status.ERROR:
+        return [f"  {pid:<18} {'error':<7}", *_wrapped(p.error or "failed")]
+    if p.status is Status.SKIPPED:
+        return [_fit(f"  {pid:<18} {'skipped':<7} {p.error or 'not selected'}")]
+    lines = [
+        f"  {pid:<18} {'ok':<7} {p.served:>6} {len(p.added):>5} {len(p.removed):>4} "
+        f"{len(p.updated):>5} {len(p.skipped):>5} {p.ms:>6}"
+    ]
+    notes = [*p.warnings]
+    notes += [f"{s.id!r} not written: {s.reason}" for s in p.suspicious]
+    if p.withheld:
+        notes.append(f"not removed (model/small_model uses it): {', '.join(p.withheld)}")
+    if p.pending:
+        notes.append(f"gone upstream, removed after the grace period: {', '.join(p.pending)}")
+    if p.tombstoned:
+        notes.append(f"deleted by hand, will not be re-added: {', '.join(p.tombstoned)} "
+                     f"(`syncd restore {p.id}/MODEL` undoes)")
+    for note in notes:
+        lines += _wrapped(note)
+    return lines
+
+
+def _wrapped(note: str) -> list[str]:
+    """A note under its provider's row, wrapped to 80 columns without splitting URLs or IDs."""
+    return textwrap.wrap(note, WIDTH, initial_indent="    ! ", subsequent_indent="      ",
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def format_reports(reports: Sequence[TargetReport], *, dry_run: bool = False) -> str:
+    """The human summary: one block per target, one row per provider, fitting 80 columns."""
+    if not reports:
+        return ("no OpenCode config to maintain: none of ~/.config/opencode/{config.json,"
+                "opencode.json,opencode.jsonc} exists; pass --config FILE or run `syncd add`\n")
+    out: list[str] = []
+    for r in reports:
+        if r.error:
+            out.append(f"{r.error}")
+            continue
+        verb = "would change" if dry_run else "changed"
+        out.append(f"{_home(r.path)}{f'  ({verb})' if r.changed else ''}")
+        if r.providers:
+            out.append(_HEAD)
+            for p in r.providers:
+                out.extend(_row(p))
+        else:
+            out.append("  no custom providers (blocks with options.baseURL)")
+        if dry_run and r.diff:
+            out.append(r.diff.rstrip("\n"))
+    return "\n".join(out) + "\n"
+
+
+def _provider_json(p: ProviderReport) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "kind": p.kind,
+        "status": str(p.status),
+        "error": p.error,
+        "served": p.served,
+        "added": list(p.added),
+        "removed": list(p.removed),
+        "updated": list(p.updated),
+        "skipped": list(p.skipped),
+        "withheld": list(p.withheld),
+        "pending": list(p.pending),
+        "ms": p.ms,
+    }
+
+
+def to_json(reports: Sequence[TargetReport]) -> str:
+    """DESIGN §5.2, exactly."""
+    doc = {
+        "targets": [
+            {
+                "path": r.path,
+                "changed": r.changed,
+                "error": r.error,
+                "providers": [_provider_json(p) for p in r.providers],
+            }
+            for r in reports
+        ]
+    }
+    return json.dumps(doc, ensure_ascii=False) + "\n"
+
+
+def _status_rows(state: State, next_runs: Mapping[str, Mapping[str, str]]) -> list[dict[str, Any]]:
+    rows = []
+    for target, ts in state.targets.items():
+        for pid, ps in ts.providers.items():
+            rows.append({
+                "next_run": next_runs.get(target, {}).get(pid),
+                "target": target,
+                "provider": pid,
+                "kind": ps.kind,
+                "last_success": ps.last_success,
+                "last_error": ps.last_error,
+                "failures": ps.failures,
+                "served": ps.served,
+                "managed": len(ps.managed),
+                "tombstones": sorted(ps.tombstones),
+            })
+    return rows
+
+
+def status_json(state: State, next_runs: Mapping[str, Mapping[str, str]]) -> str:
+    """`syncd status --json`; `next_run` is null unless a daemon runs."""
+    return json.dumps({"providers": _status_rows(state, next_runs)}, ensure_ascii=False) + "\n"
+
+
+def format_status(state: State, next_runs: Mapping[str, Mapping[str, str]]) -> str:
+    rows = _status_rows(state, next_runs)
+    if not rows:
+        return "syncd has not synced anything yet: run `syncd once` (or install the service)\n"
+    out: list[str] = []
+    for target in dict.fromkeys(r["target"] for r in rows):
+        out.append(_home(target))
+        for r in (r for r in rows if r["target"] == target):
+            ok = (r["last_success"] or "never")[:16].replace("T", " ")
+            line = (f"  {r['provider']:<16} ok {ok:<16} served {r['served']:>5} "
+                    f"managed {r['managed']:>5} deleted {len(r['tombstones']):>3}")
+            out.append(_fit(line))
+            if r["last_error"]:
+                out += _wrapped(f"failing ({r['failures']}x): {r['last_error']}")
+            if r["next_run"]:
+                out.append(f"    next run {r['next_run'][:19].replace('T', ' ')} (daemon)")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,1 @@
+"""`syncd run`: schedule, watching, sd_notify around the engine; imports sync, notify, the bottom."""

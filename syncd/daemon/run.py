@@ -1,0 +1,366 @@
+"""`syncd run`: drive an Engine from a schedule, file changes and signals, and report to systemd."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from syncd import paths
+from syncd.daemon import schedule_file, sdnotify
+from syncd.daemon.schedule import (
+    JobKey,
+    JobScheduler,
+    TargetRunner,
+    diff_jobs,
+    jittered,
+    next_delay,
+    outcome_of,
+)
+from syncd.daemon.watch import ChangeGate, watch_changes
+from syncd.errors import SettingsError
+from syncd.report import Status, TargetReport
+from syncd.sync.targets import JobSpec
+
+log = structlog.get_logger("syncd.daemon")
+
+STOP_GRACE = 4.0  # an in-flight sync gets this long on SIGTERM; the promise is a stop within 5 s
+HEARTBEAT_MAX = 30.0  # also re-reads the wall clock, so runs missed in a suspend happen on wake
+
+
+class Engine(Protocol):
+    """What the daemon needs from the engine; `syncd once` runs the same cycles."""
+
+    def watched_files(self) -> list[Path]: ...
+    def jobs(self) -> list[JobSpec]: ...
+    def last_written_sha256(self, target: Path) -> str | None: ...
+    async def sync(
+        self, target: Path, provider_ids: Sequence[str] | None = None
+    ) -> TargetReport: ...
+    async def revalidate(self, target: Path) -> TargetReport: ...
+    def reload(self) -> None: ...
+    def auth_failed_providers(self) -> list[tuple[Path, str]]: ...
+    async def aclose(self) -> None: ...
+
+
+def status_line(ok: int, failing: int, next_in: float | None) -> str:
+    """The STATUS= text systemd shows: "3 providers ok, 1 failing, next in 58s"."""
+    parts = [f"{ok} provider{'' if ok == 1 else 's'} ok"]
+    if failing:
+        parts.append(f"{failing} failing")
+    if next_in is not None:
+        parts.append(f"next in {max(0, round(next_in))}s")
+    return ", ".join(parts)
+
+
+class Daemon:
+    """The long-running side of syncd; one instance per `serve()`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        force_polling: bool = False,
+        notify: Callable[[str], bool] = sdnotify.notify,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.engine = engine
+        self._force_polling = force_polling
+        self._notify = notify
+        self._rng = rng
+        self._sched = JobScheduler(self._fire)
+        self._specs: dict[JobKey, JobSpec] = {}
+        self._failures: dict[JobKey, int] = {}
+        self._ok: dict[JobKey, bool] = {}
+        self._runners: dict[Path, TargetRunner] = {}
+        self._broken: dict[Path, str] = {}  # target -> its error; its jobs stay until it parses
+        self._gate = ChangeGate()
+        self._stop = asyncio.Event()
+        self._watch_stop = asyncio.Event()
+        self._watch_ready = asyncio.Event()
+        self._watched: list[Path] = []
+        self._ready = False
+
+    # -- public -----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._watch_stop.set()
+
+    def sync_all(self) -> list[asyncio.Task[None]]:
+        """Queue a run of every job now (SIGUSR1); jobs already running get one follow-up run."""
+        by_target: dict[Path, list[str]] = {}
+        for target, pid in self._specs:
+            by_target.setdefault(target, []).append(pid)
+        started = (self._runner(t).request(ids) for t, ids in by_target.items())
+        return [t for t in started if t is not None]
+
+    def reload(self) -> None:
+        """Re-read settings, then bring the watches and jobs in line (SIGHUP, settings edited)."""
+        try:
+            self.engine.reload()
+        except SettingsError as e:
+            log.error("settings not reloaded; keeping the previous ones", error=str(e))
+            return
+        log.info("settings reloaded")
+        if [*self.engine.watched_files()] != self._watched:
+            self._watch_stop.set()  # the watch loop starts again on the new list
+        self._reconcile()
+
+    async def serve(self, stop_event: asyncio.Event | None = None) -> int:
+        loop = asyncio.get_running_loop()
+        installed = self._install_signals(loop)
+        self._sched.start()
+        waiters = [asyncio.create_task(self._stop.wait())]
+        if stop_event is not None:
+            waiters.append(asyncio.create_task(stop_event.wait()))
+        watcher = asyncio.create_task(self._watch_loop(), name="syncd watcher")
+        heartbeat: asyncio.Task[None] | None = None
+        try:
+            self._reconcile(sync_new=False)
+            first = [*self.sync_all(), asyncio.create_task(self._watch_ready.wait())]
+            # the first cycle and the watcher, unless a stop comes first
+            done: set[asyncio.Task[object]] = set()
+            while not (done & set(waiters)) and not all(t.done() for t in first):
+                done, _ = await asyncio.wait([*first, *waiters], return_when="FIRST_COMPLETED")
+            if not self._stop.is_set() and not any(w.done() for w in waiters):
+                self._ready = True
+                self._notify(f"READY=1\nSTATUS={self._status()}")
+                log.info("daemon ready", jobs=len(self._specs), watched=len(self._watched))
+                heartbeat = asyncio.create_task(self._heartbeat(), name="syncd heartbeat")
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._notify("STOPPING=1")
+            log.info("daemon stopping")
+            self.stop()
+            for t in (*waiters, *([heartbeat] if heartbeat else [])):
+                t.cancel()
+            self._sched.shutdown()
+            await self._finish_in_flight()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(watcher, timeout=1.0)
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await self.engine.aclose()
+        return 0
+
+    # -- internals --------------------------------------------------------------------------
+
+    def next_run(self, target: Path, provider_id: str) -> datetime | None:
+        """When the job runs next (for `status` and tests)."""
+        return self._sched.next_run_of((target, provider_id))
+
+    def job_keys(self) -> list[JobKey]:
+        return sorted(self._specs)
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        handlers: dict[int, Callable[[], object]] = {
+            signal.SIGTERM: self.stop,
+            signal.SIGINT: self.stop,
+            signal.SIGHUP: self._on_sighup,
+            signal.SIGUSR1: self._on_sigusr1,
+        }
+        installed = []
+        for sig, handler in handlers.items():
+            try:
+                loop.add_signal_handler(sig, handler)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue  # not the main thread (embedded, tests): stop_event still works
+            installed.append(sig)
+        return installed
+
+    def _on_sighup(self) -> None:
+        self._notify(sdnotify.reloading_message())
+        self.reload()
+        self._notify(f"READY=1\nSTATUS={self._status()}")
+
+    def _on_sigusr1(self) -> None:
+        log.info("sync of everything requested")
+        self.sync_all()
+
+    def _runner(self, target: Path) -> TargetRunner:
+        runner = self._runners.get(target)
+        if runner is None:
+            runner = self._runners[target] = TargetRunner(target, self._sync, self._revalidate)
+        return runner
+
+    async def _fire(self, key: JobKey) -> None:
+        if key in self._specs and not self._stop.is_set():
+            self._runner(key[0]).request([key[1]])
+
+    def _reconcile(self, *, sync_new: bool = True) -> None:
+        changes = diff_jobs(self._specs, self.engine.jobs(), self._broken.keys())
+        now = datetime.now(UTC)
+        for key in changes.removed:
+            log.info("job dropped", target=str(key[0]), provider=key[1])
+            self._sched.remove(key)
+            for d in (self._specs, self._failures, self._ok):
+                d.pop(key, None)
+        to_sync: dict[Path, list[str]] = {}
+        for spec in (*changes.added, *changes.refetch, *changes.retimed):
+            key = (spec.target, spec.provider_id)
+            self._specs[key] = spec
+            self._sched.put(key, spec.interval, jittered(spec.interval, self._rng()), now)
+            if spec not in changes.retimed:
+                to_sync.setdefault(spec.target, []).append(spec.provider_id)
+        if sync_new:
+            for target, ids in to_sync.items():
+                self._runner(target).request(ids)
+
+    async def _sync(self, target: Path, provider_ids: list[str]) -> None:
+        try:
+            report = await self.engine.sync(target, provider_ids)
+        except Exception as e:  # the engine reports failures; anything else is a bug, not a crash
+            log.exception("cycle failed", target=str(target))
+            report = TargetReport(path=str(target), error=f"internal error: {type(e).__name__}")
+        self._note_target_error(target, report)
+        now = datetime.now(UTC)
+        by_id = {p.id: p for p in report.providers}
+        for pid in provider_ids:
+            key = (target, pid)
+            spec = self._specs.get(key)
+            if spec is None:
+                continue  # dropped while it ran
+            outcome = outcome_of(report, pid)
+            failures = 0 if outcome.ok else self._failures.get(key, 0) + 1
+            self._failures[key], self._ok[key] = failures, outcome.ok
+            delay = next_delay(outcome, failures, spec.interval, self._rng())
+            self._sched.defer(key, delay, now)
+            p = by_id.get(pid)
+            fields = {"target": str(target), "provider": pid, "next_in": round(delay, 1)}
+            if p is None:
+                log.warning("provider not synced", error=report.error, **fields)
+                continue
+            level = "info" if p.status is not Status.ERROR else "warning"
+            getattr(log, level)(
+                "provider synced", status=str(p.status), served=p.served, added=len(p.added),
+                removed=len(p.removed), updated=len(p.updated), skipped=len(p.skipped),
+                ms=p.ms, error=p.error, failures=failures, **fields,
+            )
+        if self._ready and not self._stop.is_set():
+            self._notify(f"STATUS={self._status()}")
+        schedule_file.publish(paths.state_dir(), {k: self.next_run(*k) for k in self._specs})
+        # for leak hunting (tests, -v): this count must stay flat over hours of cycles
+        log.debug("cycle done", target=str(target), tasks=len(asyncio.all_tasks()))
+
+    async def _revalidate(self, target: Path) -> None:
+        try:
+            report = await self.engine.revalidate(target)
+        except Exception:
+            log.exception("revalidation failed", target=str(target))
+            return
+        log.info("target revalidated", target=str(target), valid=report.error is None)
+        self._note_target_error(target, report)
+        for p in report.providers:
+            if p.tombstoned:
+                log.info("managed models deleted by hand", target=str(target), provider=p.id,
+                         tombstoned=list(p.tombstoned))
+            for w in p.warnings:
+                log.warning(w, target=str(target), provider=p.id)
+        if report.error is None:
+            self._reconcile()
+
+    def _note_target_error(self, target: Path, report: TargetReport) -> None:
+        if report.error is None:
+            if self._broken.pop(target, None) is not None:
+                log.info("target valid again", target=str(target))
+            return
+        if self._broken.get(target) != report.error:  # once per distinct error, not every run
+            log.error("target invalid; left alone until fixed", target=str(target),
+                      error=report.error)
+        self._broken[target] = report.error
+
+    def _status(self) -> str:
+        ok = sum(1 for k in self._specs if self._ok.get(k, True))
+        nxt = self._sched.next_run()
+        next_in = (nxt - datetime.now(UTC)).total_seconds() if nxt else None
+        return status_line(ok, len(self._specs) - ok, next_in)
+
+    async def _watch_loop(self) -> None:
+        settings, auth = paths.settings_file(), paths.opencode_auth_file()
+        while not self._stop.is_set():
+            self._watch_stop.clear()
+            self._watched = [*self.engine.watched_files()]
+            for f in self._watched:
+                self._gate.prime(f)
+            try:
+                async for changed in watch_changes(
+                    self._watched, stop_event=self._watch_stop,
+                    force_polling=self._force_polling, on_ready=self._watch_ready.set,
+                ):
+                    for path in sorted(changed):
+                        if not self._gate.check(path, self.engine.last_written_sha256(path)):
+                            continue
+                        log.info("file changed", path=str(path))
+                        if path == settings:
+                            self.reload()
+                        elif path == auth:
+                            for target, pid in self.engine.auth_failed_providers():
+                                self._runner(target).request([pid])
+                        else:
+                            self._runner(path).request(revalidate=True)
+            except Exception:
+                log.exception("file watcher failed; starting it again")
+                self._watch_ready.set()  # do not hold READY=1 back forever on a broken watch
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=1.0)
+
+    async def _heartbeat(self) -> None:
+        watchdog = sdnotify.watchdog_period()
+        period = min(watchdog, HEARTBEAT_MAX) if watchdog else HEARTBEAT_MAX
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=period)
+                return
+            self._sched.wakeup()
+            if watchdog:  # this task running at all is the health systemd asks about
+                self._notify("WATCHDOG=1")
+
+    async def _finish_in_flight(self) -> None:
+        for runner in self._runners.values():
+            runner.cancel_follow_ups()  # no follow-up runs once stopping
+        busy = [t for r in self._runners.values() for t in r.busy()]
+        if not busy:
+            return
+        log.info("waiting for syncs in flight", count=len(busy))
+        _, late = await asyncio.wait(busy, timeout=STOP_GRACE)
+        for t in late:
+            t.cancel()  # writes are atomic (temp file + replace): cancelling leaves old or new
+        if late:
+            await asyncio.wait(late, timeout=1.0)
+
+
+async def serve(
+    engine: Engine, *, force_polling: bool = False, stop_event: asyncio.Event | None = None
+) -> int:
+    """Run the daemon until SIGTERM/SIGINT or `stop_event`; takes no lock (run_daemon does)."""
+    return await Daemon(engine, force_polling=force_polling).serve(stop_event)
+
+
+def run_daemon(
+    engine: Engine,
+    *,
+    state_dir: Path,
+    force_polling: bool = False,
+    stop_event: asyncio.Event | None = None,
+) -> int:
+    """`syncd run`: take the single-daemon lock of `state_dir`, then serve; 1 if one runs."""
+    from syncd.sync.locks import acquire_daemon_lock  # built beside this module
+
+    lock = acquire_daemon_lock(state_dir)
+    if lock is None:
+        log.error("another syncd daemon is already running for this state dir",
+                  state_dir=str(state_dir))
+        return 1
+    with lock:
+        try:
+            return asyncio.run(serve(engine, force_polling=force_polling, stop_event=stop_event))
+        finally:
+            schedule_file.withdraw(state_dir)

@@ -1,0 +1,1 @@
+"""`syncd doctor`: every check and its rendering; imports any part but the CLI, and prints nothing."""

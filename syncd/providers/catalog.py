@@ -1,0 +1,172 @@
+"""OpenCode's models.dev catalog: loading it, and filling unknown model fields by exact ID match."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from syncd.errors import FetchError
+from syncd.model import Limits, ModelKind, RemoteModel
+from syncd.providers.normalize import as_bool, as_int, dig, modalities
+
+CACHE_NAME = "catalog.json"
+META_NAME = "catalog.meta.json"
+MAX_AGE = 24 * 3600.0
+
+
+class Catalog:
+    """`{providerID: {models: {modelID: {...}}}}`; lookups are exact, never fuzzy (DESIGN §4.2)."""
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._providers: dict[str, Mapping[str, Any]] = {}
+        for pid, block in (data or {}).items():
+            models = block.get("models") if isinstance(block, Mapping) else None
+            if isinstance(pid, str) and isinstance(models, Mapping):
+                self._providers[pid] = models
+        self._owners: dict[str, list[str]] | None = None
+
+    def __len__(self) -> int:
+        return len(self._providers)
+
+    def has_provider(self, pid: str) -> bool:
+        return pid in self._providers
+
+    def model_ids(self, pid: str) -> list[str]:
+        return list(self._providers.get(pid, {}))
+
+    def _entry(self, pid: str, model_id: str) -> Mapping[str, Any] | None:
+        entry = self._providers.get(pid, {}).get(model_id)
+        return entry if isinstance(entry, Mapping) else None
+
+    def lookup(self, provider_id: str, model_id: str) -> Mapping[str, Any] | None:
+        """Same provider id; then `vendor/model` as vendor's model; then the one provider listing it."""
+        entry = self._entry(provider_id, model_id)
+        if entry is not None:
+            return entry
+        if "/" in model_id:
+            vendor, rest = model_id.split("/", 1)
+            entry = self._entry(vendor, rest)
+            if entry is not None:
+                return entry
+        if self._owners is None:
+            owners: dict[str, list[str]] = {}
+            for pid, models in self._providers.items():
+                for mid in models:
+                    owners.setdefault(mid, []).append(pid)
+            self._owners = owners
+        found = self._owners.get(model_id, [])
+        return self._entry(found[0], model_id) if len(found) == 1 else None
+
+    def enrich(self, provider_id: str, model: RemoteModel) -> RemoteModel:
+        """`model` with only its unknown fields filled from the catalog: what the provider said wins."""
+        entry = self.lookup(provider_id, model.id)
+        if entry is None:
+            return model
+        inputs = modalities(dig(entry, "modalities", "input"))
+        outputs = modalities(dig(entry, "modalities", "output"))
+        kind = None
+        if outputs is not None and "text" not in outputs:
+            kind = ModelKind.OTHER
+        known: dict[str, Any] = {
+            "context": as_int(dig(entry, "limit", "context")),
+            "output": as_int(dig(entry, "limit", "output")),
+            "tool_call": as_bool(entry.get("tool_call")),
+            "reasoning": as_bool(entry.get("reasoning")),
+            "attachment": as_bool(entry.get("attachment")),
+            "vision": ("image" in inputs) if inputs is not None else None,
+            "input_modalities": inputs,
+            "output_modalities": outputs,
+            "kind": kind,
+            "cost_in": _cost(dig(entry, "cost", "input")),
+            "cost_out": _cost(dig(entry, "cost", "output")),
+        }
+        updates = {k: v for k, v in known.items() if v is not None and getattr(model, k) is None}
+        return dataclasses.replace(model, **updates) if updates else model
+
+
+def _cost(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return None
+    return float(value)
+
+
+def parse_catalog(raw: bytes | str) -> Catalog:
+    """A catalog from JSON text; anything unreadable is an empty catalog (enrichment is optional)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return Catalog()
+    return Catalog(data) if isinstance(data, Mapping) else Catalog()
+
+
+def _read(path: Path) -> Catalog:
+    try:
+        return parse_catalog(path.read_bytes())
+    except OSError:
+        return Catalog()
+
+
+def load_catalog(setting: str = "auto", *, now: float, state_dir: Path,
+                 client: httpx.AsyncClient | None = None) -> Catalog:
+    """Without the network: "auto" = OpenCode's cache file, "off" = empty, a URL = syncd's cached copy."""
+    del now, client  # the synchronous form never fetches; see load_catalog_async
+    if setting == "off":
+        return Catalog()
+    if setting == "auto":
+        from syncd.paths import opencode_catalog_file
+
+        return _read(opencode_catalog_file())
+    return _read(state_dir / CACHE_NAME)
+
+
+def _fresh(state_dir: Path, url: str, now: float) -> bool:
+    try:
+        meta = json.loads((state_dir / META_NAME).read_text())
+    except (OSError, ValueError):
+        return False
+    fetched = meta.get("fetched_at") if isinstance(meta, Mapping) else None
+    return (isinstance(meta, Mapping) and meta.get("url") == url
+            and isinstance(fetched, (int, float)) and 0 <= now - fetched < MAX_AGE
+            and (state_dir / CACHE_NAME).is_file())
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+async def load_catalog_async(setting: str = "auto", *, now: float, state_dir: Path,
+                             client: httpx.AsyncClient, limits: Limits | None = None) -> Catalog:
+    """As load_catalog, but a URL is fetched when syncd's copy is over a day old (a stale copy beats none)."""
+    if setting in ("auto", "off") or _fresh(state_dir, setting, now):
+        return load_catalog(setting, now=now, state_dir=state_dir)
+    from syncd.providers.fetch import request_json
+
+    try:
+        data = await request_json(client, setting, limits=limits or Limits())
+    except FetchError:
+        return load_catalog(setting, now=now, state_dir=state_dir)
+    if not isinstance(data, Mapping):
+        return load_catalog(setting, now=now, state_dir=state_dir)
+    try:
+        _write_atomic(state_dir / CACHE_NAME, json.dumps(data).encode())
+        _write_atomic(state_dir / META_NAME, json.dumps({"url": setting, "fetched_at": now}).encode())
+    except OSError:
+        pass  # an unwritable state dir only costs a refetch next time
+    return Catalog(data)

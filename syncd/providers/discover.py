@@ -1,0 +1,232 @@
+"""Provider kinds behind one Protocol: kind detection, the registry, and the fetch entry points."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from syncd.errors import BadResponse, FetchError, FetchTimeout, Unreachable
+from syncd.model import FetchResult, Kind, Limits, ProviderSpec, RemoteModel
+from syncd.providers import normalize
+from syncd.providers.catalog import Catalog
+from syncd.providers.fetch import DEFAULT_LIMITS, check_count, make_client, redact_url, request_json, root_url
+
+__all__ = [
+    "FetchCache", "Context", "Provider", "make_client", "detect_kind", "fetch_models",
+    "fetch_many", "provider_for",
+]
+
+_MAX_SHOWS = 4000
+_PORTS = {11434: Kind.OLLAMA, 1234: Kind.LMSTUDIO, 8080: Kind.LLAMACPP}
+_ID_WORDS = (
+    ("ollama", Kind.OLLAMA), ("lmstudio", Kind.LMSTUDIO), ("lm-studio", Kind.LMSTUDIO),
+    ("lm_studio", Kind.LMSTUDIO), ("llamacpp", Kind.LLAMACPP), ("llama.cpp", Kind.LLAMACPP),
+    ("llama-cpp", Kind.LLAMACPP), ("llama_cpp", Kind.LLAMACPP),
+)
+_NPM = {"@ai-sdk/anthropic": Kind.ANTHROPIC, "@ai-sdk/google": Kind.GEMINI}
+
+
+@dataclass
+class FetchCache:
+    """What is worth remembering between cycles: detected kinds per base URL, Ollama /api/show by digest."""
+
+    kinds: dict[str, Kind] = field(default_factory=dict)
+    shows: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kinds": {url: str(kind) for url, kind in self.kinds.items()},
+                "shows": dict(self.shows)}
+
+    @classmethod
+    def from_json(cls, data: object) -> FetchCache:
+        """Tolerant: anything malformed is dropped, never an error (a cache can always be rebuilt)."""
+        cache = cls()
+        if not isinstance(data, Mapping):
+            return cache
+        kinds, shows = data.get("kinds"), data.get("shows")
+        if isinstance(kinds, Mapping):
+            for url, value in kinds.items():
+                if isinstance(url, str) and value in Kind._value2member_map_:
+                    cache.kinds[url] = Kind(value)
+        if isinstance(shows, Mapping):
+            for digest, show in shows.items():
+                if isinstance(digest, str) and isinstance(show, Mapping):
+                    cache.shows[digest] = dict(show)
+        return cache
+
+    def remember_show(self, digest: str, show: dict[str, Any]) -> None:
+        if len(self.shows) >= _MAX_SHOWS:
+            self.shows.pop(next(iter(self.shows)))
+        self.shows[digest] = show
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a provider module needs for one fetch; its `get` is the only way it does HTTP."""
+
+    spec: ProviderSpec
+    client: httpx.AsyncClient
+    limits: Limits
+    cache: FetchCache
+    headers: Mapping[str, str]
+
+    @property
+    def base(self) -> str:
+        return self.spec.base_url.rstrip("/")
+
+    @property
+    def root(self) -> str:
+        return root_url(self.spec.base_url)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        values = [s.reveal() for s in self.spec.headers.values()]
+        if self.spec.api_key:
+            values.append(self.spec.api_key.reveal())
+        return tuple(values)
+
+    async def get(self, url: str, *, method: str = "GET", body: object = None) -> Any:
+        return await request_json(self.client, url, limits=self.limits, headers=self.headers,
+                                  secrets=self.secrets, method=method, body=body)
+
+
+class Provider(Protocol):
+    """One provider kind: lists what a server serves, as RemoteModels (screening happens after)."""
+
+    kind: Kind
+
+    def auth_headers(self, spec: ProviderSpec) -> dict[str, str]: ...
+
+    async def list_models(self, ctx: Context) -> list[RemoteModel]: ...
+
+
+_MODULES = {Kind.OLLAMA: "ollama", Kind.LMSTUDIO: "lmstudio", Kind.LLAMACPP: "llamacpp",
+            Kind.OPENAI: "openai", Kind.ANTHROPIC: "anthropic", Kind.GEMINI: "gemini"}
+
+
+def provider_for(kind: Kind) -> Provider:
+    """The registered provider module of a kind."""
+    module = importlib.import_module(f"syncd.providers.kinds.{_MODULES[kind]}")
+    provider: Provider = module.PROVIDER
+    return provider
+
+
+def bearer_headers(spec: ProviderSpec) -> dict[str, str]:
+    """OpenAI-style auth: `Authorization: Bearer <key>` when a key is set (DESIGN §1.7)."""
+    return {"Authorization": f"Bearer {spec.api_key.reveal()}"} if spec.api_key else {}
+
+
+def _static_kind(spec: ProviderSpec) -> Kind | None:
+    if spec.kind is not None:
+        return spec.kind
+    if spec.npm in _NPM:
+        return _NPM[spec.npm]
+    lowered = spec.id.lower()
+    for word, kind in _ID_WORDS:
+        if word in lowered:
+            return kind
+    try:
+        port = urlsplit(spec.base_url).port
+    except ValueError:
+        return None
+    return _PORTS.get(port) if port else None
+
+
+def probe_matches(kind: Kind, data: object) -> bool:
+    if not isinstance(data, Mapping):
+        return False
+    if kind is Kind.OLLAMA:
+        return isinstance(data.get("version"), str)
+    if kind is Kind.LMSTUDIO:
+        return isinstance(data.get("data"), list) and data.get("object") == "list"
+    return any(k in data for k in ("default_generation_settings", "chat_template", "n_ctx"))
+
+
+async def detect_kind(spec: ProviderSpec, client: httpx.AsyncClient, cache: FetchCache | None,
+                      *, limits: Limits = DEFAULT_LIMITS) -> Kind:
+    """Setting, npm package, provider id, well-known port, cached probe, live probe, else openai."""
+    known = _static_kind(spec)
+    if known is not None:
+        return known
+    if cache is not None and spec.base_url in cache.kinds:
+        return cache.kinds[spec.base_url]
+    ctx = Context(spec, client, limits, cache or FetchCache(), bearer_headers(spec))
+    probes = ((Kind.OLLAMA, "/api/version"), (Kind.LMSTUDIO, "/api/v0/models"),
+              (Kind.LLAMACPP, "/props"))
+    answers = await asyncio.gather(*(ctx.get(ctx.root + path) for _, path in probes),
+                                   return_exceptions=True)
+    transport = [a for a in answers if isinstance(a, (Unreachable, FetchTimeout))]
+    if len(transport) == len(answers):
+        # name the URL the user wrote, not the probe's path under it
+        first = transport[0]
+        detail = first.reason.split(": ", 1)[-1]
+        raise type(first)(f"{redact_url(spec.base_url)}: {detail}")
+    for (kind, _), answer in zip(probes, answers, strict=True):
+        if isinstance(answer, BaseException):
+            if not isinstance(answer, FetchError):
+                raise answer
+            continue
+        if probe_matches(kind, answer):
+            break
+    else:
+        kind = Kind.OPENAI
+    if cache is not None:
+        cache.kinds[spec.base_url] = kind
+    return kind
+
+
+async def _fetch(spec: ProviderSpec, client: httpx.AsyncClient, limits: Limits,
+                 cache: FetchCache, catalog: Catalog | None) -> FetchResult:
+    kind = await detect_kind(spec, client, cache, limits=limits)
+    provider = provider_for(kind)
+    headers = {**provider.auth_headers(spec), **{k: v.reveal() for k, v in spec.headers.items()}}
+    ctx = Context(spec, client, limits, cache, headers)
+    raw = await provider.list_models(ctx)
+    check_count(len(raw), limits, redact_url(spec.base_url))
+    models, suspicious = normalize.screen(raw)
+    if catalog is not None:
+        models = [catalog.enrich(spec.id, m) for m in models]
+    models = [normalize.settle_kind(m) for m in models]
+    return FetchResult(spec.id, kind, tuple(models), tuple(suspicious))
+
+
+async def fetch_models(spec: ProviderSpec, client: httpx.AsyncClient, *, limits: Limits = DEFAULT_LIMITS,
+                       cache: FetchCache | None = None, catalog: Catalog | None = None) -> FetchResult:
+    """Fetch and normalise one provider within `limits.total`; raises only FetchError subclasses."""
+    try:
+        async with asyncio.timeout(limits.total):
+            return await _fetch(spec, client, limits, cache or FetchCache(), catalog)
+    except FetchError:
+        raise
+    except TimeoutError:
+        raise FetchTimeout(
+            f"{redact_url(spec.base_url)}: no complete answer within {limits.total:g}s"
+        ) from None
+    except Exception as exc:  # a bug or an exotic payload must stay this provider's failure
+        raise BadResponse(
+            f"{redact_url(spec.base_url)}: could not read the answer ({type(exc).__name__})"
+        ) from exc
+
+
+async def fetch_many(specs: Sequence[ProviderSpec], client: httpx.AsyncClient, *,
+                     limits: Limits = DEFAULT_LIMITS, cache: FetchCache | None = None,
+                     catalog: Catalog | None = None) -> list[FetchResult | FetchError]:
+    """Fetch every provider concurrently; results in the order of `specs`, failures as values."""
+    shared = cache if cache is not None else FetchCache()
+    # each provider's time budget starts when it gets a slot, so waiting here costs no timeout
+    slots = asyncio.Semaphore(limits.providers_at_once)
+
+    async def one(spec: ProviderSpec) -> FetchResult | FetchError:
+        async with slots:
+            try:
+                return await fetch_models(spec, client, limits=limits, cache=shared, catalog=catalog)
+            except FetchError as exc:
+                return exc
+
+    return list(await asyncio.gather(*(one(s) for s in specs)))

@@ -1,0 +1,1 @@
+"""The background service (systemd unit, launchd agent): files, install, status; imports the bottom."""

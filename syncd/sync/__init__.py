@@ -1,0 +1,1 @@
+"""A cycle's pieces: targets, plans, state, locks, the only user-file writes; imports jsonc, providers."""

@@ -1,0 +1,230 @@
+"""What syncd remembers per target and provider, as frozen values, and their JSON shape on disk (pure)."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypedDict, TypeVar
+
+_V = TypeVar("_V")
+_T = TypeVar("_T")
+
+VERSION = 1
+
+class ProviderStateJSON(TypedDict, total=False):
+    managed: dict[str, dict[str, Any]]
+    tombstones: list[str]
+    misses: dict[str, int]
+    kind: str | None
+    last_success: str | None
+    last_error: str | None
+    last_error_label: str | None
+    failures: int
+    served: int
+    served_ids: list[str]
+    whitelist: list[str] | None
+
+
+class TargetStateJSON(TypedDict, total=False):
+    providers: dict[str, ProviderStateJSON]
+    last_write_sha256: str | None
+    last_write_at: str | None
+    pending_sha256: str
+    pending: dict[str, ProviderStateJSON]
+
+
+class StateJSON(TypedDict):
+    version: int
+    targets: dict[str, TargetStateJSON]
+
+
+def _frozen(d: Mapping[str, _V] | None = None) -> Mapping[str, _V]:
+    return MappingProxyType(dict(d or {}))
+
+
+@dataclass(frozen=True)
+class ProviderState:
+    """One provider of one target. `managed` maps model ID to the entry syncd last wrote."""
+
+    managed: Mapping[str, Mapping[str, Any]] = field(default_factory=_frozen)
+    tombstones: frozenset[str] = frozenset()
+    misses: Mapping[str, int] = field(default_factory=_frozen)
+    kind: str | None = None
+    last_success: str | None = None  # ISO 8601
+    last_error: str | None = None
+    last_error_label: str | None = None
+    failures: int = 0
+    served: int = 0
+    served_ids: tuple[str, ...] = ()
+    # the whitelist syncd itself last wrote; None when the block's whitelist is not syncd's
+    whitelist: tuple[str, ...] | None = None
+
+    def succeeded(self, at: datetime) -> ProviderState:
+        return replace(self, last_success=at.isoformat(), last_error=None,
+                       last_error_label=None, failures=0)
+
+    def failed(self, reason: str, label: str) -> ProviderState:
+        return replace(self, last_error=reason, last_error_label=label,
+                       failures=self.failures + 1)
+
+
+@dataclass(frozen=True)
+class TargetState:
+    providers: Mapping[str, ProviderState] = field(default_factory=_frozen)
+    last_write_sha256: str | None = None
+    last_write_at: str | None = None
+    # Recorded just before a replace: a syncd killed between the replace and its record would
+    # otherwise leave the models it wrote unknown (user-owned for ever) — see `State.settled`.
+    pending_sha256: str | None = None
+    pending: Mapping[str, ProviderState] = field(default_factory=_frozen)
+
+
+@dataclass(frozen=True)
+class State:
+    """The whole state file in memory; every `with_*` returns a new State."""
+
+    targets: Mapping[str, TargetState] = field(default_factory=_frozen)
+    version: int = VERSION
+
+    def target(self, target: str | Path) -> TargetState:
+        return self.targets.get(target_key(target), TargetState())
+
+    def provider(self, target: str | Path, pid: str) -> ProviderState:
+        return self.target(target).providers.get(pid, ProviderState())
+
+    def with_target(self, target: str | Path, ts: TargetState) -> State:
+        return replace(self, targets=_frozen({**self.targets, target_key(target): ts}))
+
+    def with_provider(self, target: str | Path, pid: str, ps: ProviderState) -> State:
+        ts = self.target(target)
+        return self.with_target(target, replace(ts, providers=_frozen({**ts.providers, pid: ps})))
+
+    def without_provider(self, target: str | Path, pid: str) -> State:
+        ts = self.target(target)
+        rest = {k: v for k, v in ts.providers.items() if k != pid}
+        return self.with_target(target, replace(ts, providers=_frozen(rest)))
+
+    def with_pending(
+        self, target: str | Path, sha256: str | None, providers: Mapping[str, ProviderState]
+    ) -> State:
+        ts = replace(self.target(target), pending_sha256=sha256, pending=_frozen(providers))
+        return self.with_target(target, ts)
+
+    def settled(self, target: str | Path, on_disk_sha256: str) -> State:
+        """Finish a write whose record a killed syncd never saved: its pending provider states
+        hold when the target holds the bytes it wrote, and are dropped otherwise."""
+        ts = self.target(target)
+        if ts.pending_sha256 is None:
+            return self
+        landed = ts.pending_sha256 == on_disk_sha256
+        providers = {**ts.providers, **ts.pending} if landed else dict(ts.providers)
+        return self.with_target(target, replace(ts, providers=_frozen(providers),
+                                                pending_sha256=None, pending=_frozen()))
+
+    def with_write(self, target: str | Path, sha256: str, at: datetime) -> State:
+        ts = replace(self.target(target), last_write_sha256=sha256, last_write_at=at.isoformat())
+        return self.with_target(target, ts)
+
+
+def target_key(target: str | Path) -> str:
+    """The key of a target: its absolute real path (a symlinked config is keyed by its file)."""
+    return os.path.realpath(os.path.expanduser(os.fspath(target)))
+
+
+# --- (de)serialisation ------------------------------------------------------------------------
+
+
+def _provider_to_json(ps: ProviderState) -> ProviderStateJSON:
+    return {
+        "managed": {k: copy.deepcopy(dict(v)) for k, v in sorted(ps.managed.items())},
+        "tombstones": sorted(ps.tombstones),
+        "misses": dict(sorted(ps.misses.items())),
+        "kind": ps.kind,
+        "last_success": ps.last_success,
+        "last_error": ps.last_error,
+        "last_error_label": ps.last_error_label,
+        "failures": ps.failures,
+        "served": ps.served,
+        "served_ids": list(ps.served_ids),
+        "whitelist": list(ps.whitelist) if ps.whitelist is not None else None,
+    }
+
+
+def _target_to_json(ts: TargetState) -> TargetStateJSON:
+    out: TargetStateJSON = {
+        "providers": {pid: _provider_to_json(ps) for pid, ps in sorted(ts.providers.items())},
+        "last_write_sha256": ts.last_write_sha256,
+        "last_write_at": ts.last_write_at,
+    }
+    if ts.pending_sha256 is not None:
+        out["pending_sha256"] = ts.pending_sha256
+        out["pending"] = {pid: _provider_to_json(ps) for pid, ps in sorted(ts.pending.items())}
+    return out
+
+
+def to_json(state: State) -> StateJSON:
+    return {
+        "version": state.version,
+        "targets": {path: _target_to_json(ts) for path, ts in sorted(state.targets.items())},
+    }
+
+
+def _want(value: object, typ: type[_T], what: str) -> _T:
+    if not isinstance(value, typ) or (isinstance(value, bool) and typ is int):
+        raise ValueError(f"{what} has the wrong type")
+    return value
+
+
+def _opt_str(value: object, what: str) -> str | None:
+    return None if value is None else _want(value, str, what)
+
+
+def _str_list(value: object, what: str) -> list[str]:
+    return [_want(v, str, what) for v in _want(value, list, what)]
+
+
+def _provider_from_json(raw: object, where: str) -> ProviderState:
+    d: dict[str, Any] = _want(raw, dict, where)
+    managed = _want(d.get("managed", {}), dict, f"{where}.managed")
+    for mid, entry in managed.items():
+        _want(entry, dict, f"{where}.managed.{mid}")
+    misses = _want(d.get("misses", {}), dict, f"{where}.misses")
+    for mid, n in misses.items():
+        _want(n, int, f"{where}.misses.{mid}")
+    wl = d.get("whitelist")
+    return ProviderState(
+        managed=_frozen(managed),
+        tombstones=frozenset(_str_list(d.get("tombstones", []), f"{where}.tombstones")),
+        misses=_frozen(misses),
+        kind=_opt_str(d.get("kind"), f"{where}.kind"),
+        last_success=_opt_str(d.get("last_success"), f"{where}.last_success"),
+        last_error=_opt_str(d.get("last_error"), f"{where}.last_error"),
+        last_error_label=_opt_str(d.get("last_error_label"), f"{where}.last_error_label"),
+        failures=_want(d.get("failures", 0), int, f"{where}.failures"),
+        served=_want(d.get("served", 0), int, f"{where}.served"),
+        served_ids=tuple(_str_list(d.get("served_ids", []), f"{where}.served_ids")),
+        whitelist=None if wl is None else tuple(_str_list(wl, f"{where}.whitelist")),
+    )
+
+
+def from_json(doc: Mapping[str, Any]) -> State:
+    """A State from a current-version document; ValueError when its shape is wrong."""
+    targets: dict[str, TargetState] = {}
+    for path, raw in _want(doc.get("targets", {}), dict, "targets").items():
+        t: dict[str, Any] = _want(raw, dict, f"targets[{path}]")
+        provs = _want(t.get("providers", {}), dict, f"targets[{path}].providers")
+        targets[path] = TargetState(
+            providers=_frozen({pid: _provider_from_json(p, f"{path}: {pid}")
+                               for pid, p in provs.items()}),
+            last_write_sha256=_opt_str(t.get("last_write_sha256"), "last_write_sha256"),
+            last_write_at=_opt_str(t.get("last_write_at"), "last_write_at"),
+            pending_sha256=_opt_str(t.get("pending_sha256"), "pending_sha256"),
+            pending=_frozen({pid: _provider_from_json(p, f"{path}: pending {pid}")
+                             for pid, p in _want(t.get("pending", {}), dict, "pending").items()}),
+        )
+    return State(targets=_frozen(targets))

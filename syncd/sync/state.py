@@ -1,0 +1,90 @@
+"""Reads and atomically writes syncd's state file (schema version, migrations, mode 0600)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from syncd import paths
+from syncd.errors import StateError
+from syncd.sync.records import VERSION, State, from_json, to_json
+from syncd.sync.store import atomic_write_bytes, clean_stale_temps
+
+STATE_NAME = "state.json"
+
+# version N -> function turning a version-N document into a version-N+1 document
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def state_file() -> Path:
+    return paths.state_dir() / STATE_NAME
+
+
+def _migrate(doc: dict[str, Any], path: Path) -> dict[str, Any]:
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise StateError(f"{path}: no valid schema version; {_ASIDE.format(path=path)}")
+    if version > VERSION:
+        raise StateError(f"{path} was written by a newer syncd (schema {version}, this syncd "
+                         f"knows {VERSION}): upgrade syncd, or {_ASIDE.format(path=path)}")
+    while version < VERSION:
+        doc = MIGRATIONS[version](doc)
+        version += 1
+        doc["version"] = version
+    return doc
+
+
+_ASIDE = ("syncd will not overwrite it: move it aside to start fresh "
+          "(mv {path} {path}.corrupt; syncd forgets which models it added)")
+
+
+def load_state(path: Path | None = None) -> State:
+    """The state in `path` (default: state_dir()/state.json); empty when the file is missing."""
+    path = path or state_file()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return State()
+    except OSError as e:
+        raise StateError(f"{path}: cannot read the state file: {e.strerror or e}") from None
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise StateError(f"{path} is corrupt ({str(e).splitlines()[0]}); "
+                         f"{_ASIDE.format(path=path)}") from None
+    if not isinstance(doc, dict):
+        raise StateError(f"{path} is corrupt (not an object); {_ASIDE.format(path=path)}")
+    doc = _migrate(doc, path)
+    try:
+        return from_json(doc)
+    except ValueError as e:
+        raise StateError(f"{path} is corrupt ({e}); {_ASIDE.format(path=path)}") from None
+
+
+def save_state(state: State, path: Path | None = None) -> None:
+    """Write atomically: temp file in the same dir, fsync, replace, fsync the dir; mode 0600."""
+    path = path or state_file()
+    data = json.dumps(to_json(state), indent=1, ensure_ascii=False).encode() + b"\n"
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # a save cut short by a kill; every caller holds the state lock, so none is live
+        clean_stale_temps(path.parent, path.name)
+        atomic_write_bytes(path, data, mode=0o600)
+    except OSError as e:
+        raise StateError(f"{path}: cannot write the state file: {e.strerror or e}") from None
+
+
+def quarantine(path: Path | None = None) -> Path:
+    """Move a state file aside as `state.json.corrupt-<n>` (first free n); returns the new path."""
+    path = path or state_file()
+    n = 1
+    while (dest := path.with_name(f"{path.name}.corrupt-{n}")).exists():
+        n += 1
+    try:
+        os.rename(path, dest)
+    except OSError as e:
+        raise StateError(f"{path}: cannot move the state file aside: {e.strerror or e}") from None
+    return dest

@@ -1,0 +1,89 @@
+"""Which OpenCode configs syncd maintains, and the (target, provider) jobs they define now."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from syncd import jsonc
+from syncd.errors import SyncdError
+from syncd.paths import OPENCODE_GLOBAL_NAMES, opencode_config_dir
+from syncd.providers.blocks import custom_providers, fingerprint, is_loopback
+from syncd.settings import Settings
+from syncd.sync.store import read_target
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One (target, provider) job as the targets on disk define it now."""
+
+    target: Path  # as configured (may be a symlink)
+    provider_id: str
+    interval: float  # seconds, resolved from the settings
+    fingerprint: str  # hash of the provider's raw baseURL/apiKey/headers/npm: changed => sync now
+
+
+
+def default_targets() -> list[Path]:
+    """OpenCode's global files that exist, then `$OPENCODE_CONFIG` (DESIGN §1.1), without repeats."""
+    folder = opencode_config_dir()
+    found = [folder / name for name in OPENCODE_GLOBAL_NAMES if (folder / name).is_file()]
+    extra = os.environ.get("OPENCODE_CONFIG")
+    if extra:
+        found.append(Path(extra).expanduser())
+    return _unique(found)
+
+
+def resolve_targets(cli: Sequence[str] | None, configured: Sequence[Path] | None) -> list[Path]:
+    """`--config` wins over the settings' `configs`, which win over OpenCode's defaults."""
+    if cli:
+        return _unique(Path(p).expanduser() for p in cli)
+    if configured:
+        return _unique(Path(p).expanduser() for p in configured)
+    return default_targets()
+
+
+def global_target() -> Path:
+    """The global file detection writes to: the last existing one OpenCode loads, else a new .jsonc."""
+    folder = opencode_config_dir()
+    for name in reversed(OPENCODE_GLOBAL_NAMES):
+        if (folder / name).is_file():
+            return folder / name
+    return folder / "opencode.jsonc"
+
+
+def _unique(paths: Any) -> list[Path]:
+    seen: set[Path] = set()
+    out: list[Path] = []
+    for p in paths:
+        key = Path(os.path.abspath(p))
+        if key not in seen:
+            seen.add(key)
+            out.append(key)
+    return out
+
+
+def provider_jobs(targets: Iterable[Path], settings: Settings) -> list[JobSpec]:
+    """A job per enabled custom provider of every target that parses now."""
+    out: list[JobSpec] = []
+    for target in targets:
+        try:
+            data = jsonc.parse(read_target(target).text)
+        except SyncdError:
+            continue
+        for pid, block in custom_providers(data).items():
+            if settings.policy(pid).enabled:
+                out.append(JobSpec(target, pid, interval_of(pid, block, settings), fingerprint(block)))
+    return out
+
+
+def interval_of(pid: str, block: Mapping[str, Any], settings: Settings) -> float:
+    """The provider's own interval, else the local or remote default by where its baseURL points."""
+    override = settings.policy(pid).interval
+    if override is not None:
+        return override
+    local = is_loopback(block["options"]["baseURL"])
+    return settings.local_interval if local else settings.interval
