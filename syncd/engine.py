@@ -5,51 +5,31 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from syncd import jsonc, paths
-from syncd.errors import FetchError, StateError, SyncdError, TargetError
-from syncd.model import FetchResult, ProviderSpec
-from syncd.notify.events import (
-    Event,
-    events_for_valid_target,
-    events_from_report,
-)
-from syncd.providers.blocks import custom_providers, models_of
+from syncd.errors import StateError, SyncdError, TargetError
+from syncd.notify.events import Event, events_for_valid_target, events_from_report
+from syncd.providers.blocks import custom_providers
 from syncd.providers.catalog import Catalog, load_catalog_async
-from syncd.providers.credentials import load_auth, provider_spec
-from syncd.providers.discover import FetchCache, fetch_many, make_client
-from syncd.report import ProviderReport, Status, TargetReport
+from syncd.providers.discover import FetchCache, make_client
+from syncd.report import TargetReport
 from syncd.settings import Settings, load_settings
-from syncd.sync.locks import target_lock
-from syncd.sync.outcome import Fetched, failed_all, target_report, unserved_warnings
-from syncd.sync.plan import ProviderPlan, plan_provider, protected_models
+from syncd.sync import revalidate
+from syncd.sync.cycle import Planner, choose, fetch_blocks
+from syncd.sync.outcome import failed_all, target_report
+from syncd.sync.record import write_planned
 from syncd.sync.records import State, target_key
-from syncd.sync.state import load_state, save_state, state_file
-from syncd.sync.store import (
-    WriteResult,
-    atomic_write_bytes,
-    read_target,
-    sha256_bytes,
-    write_target,
-)
+from syncd.sync.state import load_state
+from syncd.sync.store import atomic_write_bytes, read_target
 from syncd.sync.targets import JobSpec, provider_jobs, resolve_targets
 
 CACHE_NAME = "fetch-cache.json"
 CATALOG_MAX_AGE = 86400.0
-
-
-@dataclass
-class _Cycle:
-    """What the transform computed on the text it was last given (it may run more than once)."""
-
-    plans: dict[str, ProviderPlan] = field(default_factory=dict)
 
 
 class Engine:
@@ -159,155 +139,38 @@ class Engine:
             return await self._invalid_target(TargetReport(path, error=f"{path}:{exc}"))
         except TargetError as exc:
             return TargetReport(path, error=str(exc))
-        blocks = custom_providers(data)
-        chosen, skipped = self._choose(blocks, provider_ids)
-        fetched = await self._fetch(target, chosen)
-
-        cycle = _Cycle()
+        chosen, skipped = choose(custom_providers(data), provider_ids, self.settings)
+        client = await self.http()
+        catalog = await self._catalog_now(client)
+        fetched = await fetch_blocks(target, chosen, self.settings, client, self._cache, catalog)
         try:
             before = load_state()
         except StateError as exc:
             return TargetReport(path, error=str(exc))
 
-        def transform(text: str) -> str | None:
-            state = load_state().settled(target, sha256_bytes(text.encode("utf-8")))
-            doc = jsonc.parse(text)
-            cycle.plans = self._plan(target, doc, fetched, state)
-            changes = [
-                (("provider", pid, *p), value)
-                for pid, plan in cycle.plans.items()
-                for p, value in plan.changes
-            ]
-            return jsonc.modify_many(text, changes) if changes else None
-
-        def transform_marked(text: str) -> str | None:
-            new_text = transform(text)
-            if new_text is not None and new_text != text:
-                self._mark_pending(target, text, new_text, cycle)
-            return new_text
-
+        planner = Planner(target, fetched, self.settings, catalog)
         try:
             if dry_run:
-                new_text = transform(text)
-                if diff_base is not None:
-                    return target_report(path, fetched, cycle.plans, skipped, before, diff_base,
-                                         text if new_text is None else new_text, with_diff=True)
-                return target_report(path, fetched, cycle.plans, skipped, before, text, new_text,
-                                     with_diff=True)
+                new_text = planner(text)
+                if diff_base is not None:  # the diff shows `text`'s own change too
+                    old_text, new_text = diff_base, text if new_text is None else new_text
+                else:
+                    old_text = text
+                return target_report(path, fetched, planner.plans, skipped, before, old_text,
+                                     new_text, with_diff=True)
             # in a thread: waiting for another syncd's lock must not stall the daemon's loop
             result = await asyncio.to_thread(
-                write_target,
-                target,
-                transform_marked,
-                state_dir=self._state_dir,
-                after=lambda r: self._record(target, fetched, cycle, r),
+                write_planned, target, planner, state_dir=self._state_dir, clock=self._clock
             )
         except jsonc.JsoncError as exc:
             return await self._invalid_target(TargetReport(path, error=f"{path}:{exc}"))
         except SyncdError as exc:
             return TargetReport(path, error=str(exc), providers=failed_all(fetched, exc))
-        report = target_report(path, fetched, cycle.plans, skipped, before, result.old_text,
+        report = target_report(path, fetched, planner.plans, skipped, before, result.old_text,
                                result.new_text if result.changed else None)
         self._valid_again(target)
-        await self._emit(events_from_report(report, previous_failures=self._failures(before, target)))
+        await self._emit(events_from_report(report, previous_failures=_failures(before, target)))
         return report
-
-    def _choose(
-        self, blocks: Mapping[str, Mapping[str, Any]], provider_ids: Sequence[str] | None
-    ) -> tuple[dict[str, Mapping[str, Any]], list[ProviderReport]]:
-        chosen: dict[str, Mapping[str, Any]] = {}
-        skipped: list[ProviderReport] = []
-        for pid, block in blocks.items():
-            if provider_ids is not None and pid not in provider_ids:
-                skipped.append(ProviderReport(pid, Status.SKIPPED))
-            elif not self.settings.policy(pid).enabled:
-                skipped.append(ProviderReport(pid, Status.SKIPPED, error="disabled in the settings"))
-            else:
-                chosen[pid] = block
-        return chosen, skipped
-
-    async def _fetch(self, target: Path, blocks: Mapping[str, Mapping[str, Any]]) -> list[Fetched]:
-        from syncd.logs import register_secret
-
-        auth = load_auth()
-        out: list[Fetched] = []
-        specs: list[ProviderSpec] = []
-        for pid, block in blocks.items():
-            try:
-                spec = provider_spec(pid, block, target, auth, kind=self.settings.policy(pid).kind)
-            except SyncdError as exc:
-                out.append(Fetched(pid, FetchError(f"{pid}: {exc}"), 0))
-                continue
-            if spec is None:  # custom_providers saw a baseURL string: it resolved to ""
-                reason = f"{pid}: options.baseURL is empty (is its variable set where syncd runs?)"
-                out.append(Fetched(pid, FetchError(reason), 0))
-                continue
-            if spec.api_key:
-                register_secret(spec.api_key.reveal())
-            for value in spec.headers.values():
-                register_secret(value.reveal())
-            specs.append(spec)
-        client = await self.http()
-        catalog = await self._catalog_now(client)
-        started = time.monotonic()
-        results = await fetch_many(
-            specs, client, limits=self.settings.limits(), cache=self._cache, catalog=catalog
-        )
-        ms = int((time.monotonic() - started) * 1000)
-        out += [Fetched(s.id, r, ms) for s, r in zip(specs, results, strict=True)]
-        return out
-
-    def _plan(
-        self, target: Path, doc: Any, fetched: list[Fetched], state: State
-    ) -> dict[str, ProviderPlan]:
-        blocks = custom_providers(doc)
-        catalog = self._catalog
-        plans: dict[str, ProviderPlan] = {}
-        for f in fetched:
-            block = blocks.get(f.pid)
-            if block is None:  # the user removed the provider while we were fetching
-                continue
-            plans[f.pid] = plan_provider(
-                current=models_of(block),
-                fetched=f.result if isinstance(f.result, FetchResult) else None,
-                state=state.provider(target, f.pid),
-                policy=self.settings.policy(f.pid),
-                protected=protected_models(doc, f.pid),
-                catalog_has_provider=catalog is not None and catalog.has_provider(f.pid),
-                block=block,
-            )
-        return plans
-
-    def _record(
-        self, target: Path, fetched: list[Fetched], cycle: _Cycle, result: WriteResult
-    ) -> None:
-        """Save what this cycle learned; runs under the target lock, and under the state lock."""
-        now = datetime.fromtimestamp(self._clock(), UTC)
-        with target_lock(state_file(), self._state_dir):
-            # drops this cycle's own pending record (its plans follow) and settles a killed one's
-            state = load_state().settled(target, sha256_bytes(result.old_text.encode("utf-8")))
-            for f in fetched:
-                plan = cycle.plans.get(f.pid)
-                ps = plan.state if plan is not None else state.provider(target, f.pid)
-                if isinstance(f.result, FetchError):
-                    ps = ps.failed(f.result.reason, f.result.label)
-                else:
-                    ps = ps.succeeded(now)
-                state = state.with_provider(target, f.pid, ps)
-            if result.changed:
-                state = state.with_write(target, result.sha256, now)
-            save_state(state)
-
-    def _mark_pending(self, target: Path, old_text: str, new_text: str, cycle: _Cycle) -> None:
-        """Record what this write will mean before it lands (see `State.settled`)."""
-        with target_lock(state_file(), self._state_dir):
-            state = load_state().settled(target, sha256_bytes(old_text.encode("utf-8")))
-            pending = {pid: plan.state for pid, plan in cycle.plans.items()}
-            save_state(state.with_pending(target, sha256_bytes(new_text.encode("utf-8")), pending))
-
-    @staticmethod
-    def _failures(before: State, target: Path) -> dict[str, int]:
-        return {pid: ps.failures for pid, ps in before.target(target).providers.items()}
 
     # --- revalidation after a change on disk ----------------------------------------------------
 
@@ -315,29 +178,13 @@ class Engine:
         """Record hand deletions (tombstones) and warn about user-owned IDs the provider does not serve."""
         path = str(target)
         try:
-            snap = read_target(target)
-            data = jsonc.parse(snap.text)
+            report = revalidate.revalidate(target, self.settings, self._state_dir)
         except jsonc.JsoncError as exc:
             return await self._invalid_target(TargetReport(path, error=f"{path}:{exc}"))
         except TargetError as exc:
             return TargetReport(path, error=str(exc))
         self._valid_again(target)
-        reports: list[ProviderReport] = []
-        with target_lock(state_file(), self._state_dir):
-            state = load_state().settled(target, snap.sha256)
-            for pid, block in custom_providers(data).items():
-                ps = state.provider(target, pid)
-                plan = plan_provider(
-                    current=models_of(block), fetched=None, state=ps,
-                    policy=self.settings.policy(pid), protected=protected_models(data, pid),
-                    catalog_has_provider=False, block=block,
-                )
-                state = state.with_provider(target, pid, plan.state)
-                warnings = unserved_warnings(models_of(block) or {}, plan.state)
-                reports.append(ProviderReport(pid, Status.OK, kind=ps.kind, served=ps.served,
-                                              tombstoned=plan.tombstoned, warnings=warnings))
-            save_state(state)
-        return TargetReport(path, providers=tuple(reports))
+        return report
 
     # --- notifications --------------------------------------------------------------------------
 
@@ -398,3 +245,6 @@ class Engine:
             await self._client.aclose()
             self._client = None
 
+
+def _failures(before: State, target: Path) -> dict[str, int]:
+    return {pid: ps.failures for pid, ps in before.target(target).providers.items()}

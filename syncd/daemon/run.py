@@ -7,7 +7,7 @@ import contextlib
 import random
 import signal
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -15,18 +15,12 @@ import structlog
 
 from syncd import paths
 from syncd.daemon import schedule_file, sdnotify
-from syncd.daemon.schedule import (
-    JobKey,
-    JobScheduler,
-    TargetRunner,
-    diff_jobs,
-    jittered,
-    next_delay,
-    outcome_of,
-)
-from syncd.daemon.watch import ChangeGate, watch_changes
+from syncd.daemon.jobs import Jobs, status_line
+from syncd.daemon.runner import TargetRunner
+from syncd.daemon.schedule import JobKey
+from syncd.daemon.watching import Watcher
 from syncd.errors import SettingsError
-from syncd.report import Status, TargetReport
+from syncd.report import TargetReport
 from syncd.sync.targets import JobSpec
 
 log = structlog.get_logger("syncd.daemon")
@@ -50,14 +44,7 @@ class Engine(Protocol):
     async def aclose(self) -> None: ...
 
 
-def status_line(ok: int, failing: int, next_in: float | None) -> str:
-    """The STATUS= text systemd shows: "3 providers ok, 1 failing, next in 58s"."""
-    parts = [f"{ok} provider{'' if ok == 1 else 's'} ok"]
-    if failing:
-        parts.append(f"{failing} failing")
-    if next_in is not None:
-        parts.append(f"next in {max(0, round(next_in))}s")
-    return ", ".join(parts)
+__all__ = ["Daemon", "Engine", "run_daemon", "serve", "status_line"]
 
 
 class Daemon:
@@ -72,34 +59,23 @@ class Daemon:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.engine = engine
-        self._force_polling = force_polling
         self._notify = notify
-        self._rng = rng
-        self._sched = JobScheduler(self._fire)
-        self._specs: dict[JobKey, JobSpec] = {}
-        self._failures: dict[JobKey, int] = {}
-        self._ok: dict[JobKey, bool] = {}
+        self._jobs = Jobs(self._fire, rng)
         self._runners: dict[Path, TargetRunner] = {}
         self._broken: dict[Path, str] = {}  # target -> its error; its jobs stay until it parses
-        self._gate = ChangeGate()
+        self._watcher = Watcher(engine, self._on_file_change, force_polling=force_polling)
         self._stop = asyncio.Event()
-        self._watch_stop = asyncio.Event()
-        self._watch_ready = asyncio.Event()
-        self._watched: list[Path] = []
         self._ready = False
 
     # -- public -----------------------------------------------------------------------------
 
     def stop(self) -> None:
         self._stop.set()
-        self._watch_stop.set()
+        self._watcher.stop()
 
     def sync_all(self) -> list[asyncio.Task[None]]:
         """Queue a run of every job now (SIGUSR1); jobs already running get one follow-up run."""
-        by_target: dict[Path, list[str]] = {}
-        for target, pid in self._specs:
-            by_target.setdefault(target, []).append(pid)
-        started = (self._runner(t).request(ids) for t, ids in by_target.items())
+        started = (self._runner(t).request(ids) for t, ids in self._jobs.by_target().items())
         return [t for t in started if t is not None]
 
     def reload(self) -> None:
@@ -110,30 +86,37 @@ class Daemon:
             log.error("settings not reloaded; keeping the previous ones", error=str(e))
             return
         log.info("settings reloaded")
-        if [*self.engine.watched_files()] != self._watched:
-            self._watch_stop.set()  # the watch loop starts again on the new list
+        if [*self.engine.watched_files()] != self._watcher.watched:
+            self._watcher.restart()
         self._reconcile()
+
+    def next_run(self, target: Path, provider_id: str) -> datetime | None:
+        """When the job runs next (for `status` and tests)."""
+        return self._jobs.next_run((target, provider_id))
+
+    def job_keys(self) -> list[JobKey]:
+        return self._jobs.keys()
 
     async def serve(self, stop_event: asyncio.Event | None = None) -> int:
         loop = asyncio.get_running_loop()
         installed = self._install_signals(loop)
-        self._sched.start()
+        self._jobs.sched.start()
         waiters = [asyncio.create_task(self._stop.wait())]
         if stop_event is not None:
             waiters.append(asyncio.create_task(stop_event.wait()))
-        watcher = asyncio.create_task(self._watch_loop(), name="syncd watcher")
+        watcher = asyncio.create_task(self._watcher.run(), name="syncd watcher")
         heartbeat: asyncio.Task[None] | None = None
         try:
             self._reconcile(sync_new=False)
-            first = [*self.sync_all(), asyncio.create_task(self._watch_ready.wait())]
+            first = [*self.sync_all(), asyncio.create_task(self._watcher.ready.wait())]
             # the first cycle and the watcher, unless a stop comes first
             done: set[asyncio.Task[object]] = set()
             while not (done & set(waiters)) and not all(t.done() for t in first):
                 done, _ = await asyncio.wait([*first, *waiters], return_when="FIRST_COMPLETED")
             if not self._stop.is_set() and not any(w.done() for w in waiters):
                 self._ready = True
-                self._notify(f"READY=1\nSTATUS={self._status()}")
-                log.info("daemon ready", jobs=len(self._specs), watched=len(self._watched))
+                self._notify(f"READY=1\nSTATUS={self._jobs.status()}")
+                log.info("daemon ready", jobs=len(self._jobs), watched=len(self._watcher.watched))
                 heartbeat = asyncio.create_task(self._heartbeat(), name="syncd heartbeat")
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -142,7 +125,7 @@ class Daemon:
             self.stop()
             for t in (*waiters, *([heartbeat] if heartbeat else [])):
                 t.cancel()
-            self._sched.shutdown()
+            self._jobs.sched.shutdown()
             await self._finish_in_flight()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(watcher, timeout=1.0)
@@ -151,14 +134,7 @@ class Daemon:
             await self.engine.aclose()
         return 0
 
-    # -- internals --------------------------------------------------------------------------
-
-    def next_run(self, target: Path, provider_id: str) -> datetime | None:
-        """When the job runs next (for `status` and tests)."""
-        return self._sched.next_run_of((target, provider_id))
-
-    def job_keys(self) -> list[JobKey]:
-        return sorted(self._specs)
+    # -- signals and files ------------------------------------------------------------------
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
         handlers: dict[int, Callable[[], object]] = {
@@ -179,11 +155,22 @@ class Daemon:
     def _on_sighup(self) -> None:
         self._notify(sdnotify.reloading_message())
         self.reload()
-        self._notify(f"READY=1\nSTATUS={self._status()}")
+        self._notify(f"READY=1\nSTATUS={self._jobs.status()}")
 
     def _on_sigusr1(self) -> None:
         log.info("sync of everything requested")
         self.sync_all()
+
+    def _on_file_change(self, path: Path) -> None:
+        if path == paths.settings_file():
+            self.reload()
+        elif path == paths.opencode_auth_file():
+            for target, pid in self.engine.auth_failed_providers():
+                self._runner(target).request([pid])
+        else:
+            self._runner(path).request(revalidate=True)
+
+    # -- runs -------------------------------------------------------------------------------
 
     def _runner(self, target: Path) -> TargetRunner:
         runner = self._runners.get(target)
@@ -192,24 +179,11 @@ class Daemon:
         return runner
 
     async def _fire(self, key: JobKey) -> None:
-        if key in self._specs and not self._stop.is_set():
+        if key in self._jobs and not self._stop.is_set():
             self._runner(key[0]).request([key[1]])
 
     def _reconcile(self, *, sync_new: bool = True) -> None:
-        changes = diff_jobs(self._specs, self.engine.jobs(), self._broken.keys())
-        now = datetime.now(UTC)
-        for key in changes.removed:
-            log.info("job dropped", target=str(key[0]), provider=key[1])
-            self._sched.remove(key)
-            for d in (self._specs, self._failures, self._ok):
-                d.pop(key, None)
-        to_sync: dict[Path, list[str]] = {}
-        for spec in (*changes.added, *changes.refetch, *changes.retimed):
-            key = (spec.target, spec.provider_id)
-            self._specs[key] = spec
-            self._sched.put(key, spec.interval, jittered(spec.interval, self._rng()), now)
-            if spec not in changes.retimed:
-                to_sync.setdefault(spec.target, []).append(spec.provider_id)
+        to_sync = self._jobs.reconcile(self.engine.jobs(), self._broken.keys())
         if sync_new:
             for target, ids in to_sync.items():
                 self._runner(target).request(ids)
@@ -221,32 +195,10 @@ class Daemon:
             log.exception("cycle failed", target=str(target))
             report = TargetReport(path=str(target), error=f"internal error: {type(e).__name__}")
         self._note_target_error(target, report)
-        now = datetime.now(UTC)
-        by_id = {p.id: p for p in report.providers}
-        for pid in provider_ids:
-            key = (target, pid)
-            spec = self._specs.get(key)
-            if spec is None:
-                continue  # dropped while it ran
-            outcome = outcome_of(report, pid)
-            failures = 0 if outcome.ok else self._failures.get(key, 0) + 1
-            self._failures[key], self._ok[key] = failures, outcome.ok
-            delay = next_delay(outcome, failures, spec.interval, self._rng())
-            self._sched.defer(key, delay, now)
-            p = by_id.get(pid)
-            fields = {"target": str(target), "provider": pid, "next_in": round(delay, 1)}
-            if p is None:
-                log.warning("provider not synced", error=report.error, **fields)
-                continue
-            level = "info" if p.status is not Status.ERROR else "warning"
-            getattr(log, level)(
-                "provider synced", status=str(p.status), served=p.served, added=len(p.added),
-                removed=len(p.removed), updated=len(p.updated), skipped=len(p.skipped),
-                ms=p.ms, error=p.error, failures=failures, **fields,
-            )
+        self._jobs.ran(target, provider_ids, report)
         if self._ready and not self._stop.is_set():
-            self._notify(f"STATUS={self._status()}")
-        schedule_file.publish(paths.state_dir(), {k: self.next_run(*k) for k in self._specs})
+            self._notify(f"STATUS={self._jobs.status()}")
+        self._jobs.publish(paths.state_dir())
         # for leak hunting (tests, -v): this count must stay flat over hours of cycles
         log.debug("cycle done", target=str(target), tasks=len(asyncio.all_tasks()))
 
@@ -277,40 +229,7 @@ class Daemon:
                       error=report.error)
         self._broken[target] = report.error
 
-    def _status(self) -> str:
-        ok = sum(1 for k in self._specs if self._ok.get(k, True))
-        nxt = self._sched.next_run()
-        next_in = (nxt - datetime.now(UTC)).total_seconds() if nxt else None
-        return status_line(ok, len(self._specs) - ok, next_in)
-
-    async def _watch_loop(self) -> None:
-        settings, auth = paths.settings_file(), paths.opencode_auth_file()
-        while not self._stop.is_set():
-            self._watch_stop.clear()
-            self._watched = [*self.engine.watched_files()]
-            for f in self._watched:
-                self._gate.prime(f)
-            try:
-                async for changed in watch_changes(
-                    self._watched, stop_event=self._watch_stop,
-                    force_polling=self._force_polling, on_ready=self._watch_ready.set,
-                ):
-                    for path in sorted(changed):
-                        if not self._gate.check(path, self.engine.last_written_sha256(path)):
-                            continue
-                        log.info("file changed", path=str(path))
-                        if path == settings:
-                            self.reload()
-                        elif path == auth:
-                            for target, pid in self.engine.auth_failed_providers():
-                                self._runner(target).request([pid])
-                        else:
-                            self._runner(path).request(revalidate=True)
-            except Exception:
-                log.exception("file watcher failed; starting it again")
-                self._watch_ready.set()  # do not hold READY=1 back forever on a broken watch
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), timeout=1.0)
+    # -- liveness and stopping --------------------------------------------------------------
 
     async def _heartbeat(self) -> None:
         watchdog = sdnotify.watchdog_period()
@@ -319,7 +238,7 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=period)
                 return
-            self._sched.wakeup()
+            self._jobs.sched.wakeup()
             if watchdog:  # this task running at all is the health systemd asks about
                 self._notify("WATCHDOG=1")
 
@@ -352,7 +271,7 @@ def run_daemon(
     stop_event: asyncio.Event | None = None,
 ) -> int:
     """`syncd run`: take the single-daemon lock of `state_dir`, then serve; 1 if one runs."""
-    from syncd.sync.locks import acquire_daemon_lock  # built beside this module
+    from syncd.sync.locks import acquire_daemon_lock
 
     lock = acquire_daemon_lock(state_dir)
     if lock is None:

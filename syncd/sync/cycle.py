@@ -1,0 +1,130 @@
+"""Reading and planning one target: which providers to ask, asking them, and the plan for a text."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from syncd import jsonc
+from syncd.errors import FetchError, SyncdError
+from syncd.logs import register_secret
+from syncd.model import FetchResult, ProviderSpec
+from syncd.providers.blocks import custom_providers, models_of
+from syncd.providers.catalog import Catalog
+from syncd.providers.credentials import load_auth, provider_spec
+from syncd.providers.discover import FetchCache, fetch_many
+from syncd.report import ProviderReport, Status
+from syncd.settings import Settings
+from syncd.sync.outcome import Fetched
+from syncd.sync.plan import ProviderPlan, plan_provider, protected_models
+from syncd.sync.records import State
+from syncd.sync.state import load_state
+from syncd.sync.store import sha256_bytes
+
+
+def choose(
+    blocks: Mapping[str, Mapping[str, Any]], provider_ids: Sequence[str] | None, settings: Settings
+) -> tuple[dict[str, Mapping[str, Any]], list[ProviderReport]]:
+    """The blocks to sync now, and a skipped report for each one `--provider` or the settings leave out."""
+    chosen: dict[str, Mapping[str, Any]] = {}
+    skipped: list[ProviderReport] = []
+    for pid, block in blocks.items():
+        if provider_ids is not None and pid not in provider_ids:
+            skipped.append(ProviderReport(pid, Status.SKIPPED))
+        elif not settings.policy(pid).enabled:
+            skipped.append(ProviderReport(pid, Status.SKIPPED, error="disabled in the settings"))
+        else:
+            chosen[pid] = block
+    return chosen, skipped
+
+
+async def fetch_blocks(
+    target: Path,
+    blocks: Mapping[str, Mapping[str, Any]],
+    settings: Settings,
+    client: httpx.AsyncClient,
+    cache: FetchCache,
+    catalog: Catalog | None,
+) -> list[Fetched]:
+    """Ask every chosen provider what it serves; a provider that cannot be asked is a failed Fetched."""
+    auth = load_auth()
+    out: list[Fetched] = []
+    specs: list[ProviderSpec] = []
+    for pid, block in blocks.items():
+        try:
+            spec = provider_spec(pid, block, target, auth, kind=settings.policy(pid).kind)
+        except SyncdError as exc:
+            out.append(Fetched(pid, FetchError(f"{pid}: {exc}"), 0))
+            continue
+        if spec is None:  # custom_providers saw a baseURL string: it resolved to ""
+            reason = f"{pid}: options.baseURL is empty (is its variable set where syncd runs?)"
+            out.append(Fetched(pid, FetchError(reason), 0))
+            continue
+        if spec.api_key:
+            register_secret(spec.api_key.reveal())
+        for value in spec.headers.values():
+            register_secret(value.reveal())
+        specs.append(spec)
+    started = time.monotonic()
+    results = await fetch_many(specs, client, limits=settings.limits(), cache=cache, catalog=catalog)
+    ms = int((time.monotonic() - started) * 1000)
+    out += [Fetched(s.id, r, ms) for s, r in zip(specs, results, strict=True)]
+    return out
+
+
+def plan_target(
+    target: Path,
+    doc: Any,
+    fetched: Sequence[Fetched],
+    state: State,
+    settings: Settings,
+    catalog: Catalog | None,
+) -> dict[str, ProviderPlan]:
+    """One plan per fetched provider that is still in `doc` (pure, given the state)."""
+    blocks = custom_providers(doc)
+    plans: dict[str, ProviderPlan] = {}
+    for f in fetched:
+        block = blocks.get(f.pid)
+        if block is None:  # the user removed the provider while we were fetching
+            continue
+        plans[f.pid] = plan_provider(
+            current=models_of(block),
+            fetched=f.result if isinstance(f.result, FetchResult) else None,
+            state=state.provider(target, f.pid),
+            policy=settings.policy(f.pid),
+            protected=protected_models(doc, f.pid),
+            catalog_has_provider=catalog is not None and catalog.has_provider(f.pid),
+            block=block,
+        )
+    return plans
+
+
+@dataclass
+class Planner:
+    """Text in, patched text out (None: nothing to do); remembers the plans of the text it saw last.
+
+    The write path may call it more than once: each call plans again from the text on disk and
+    the state as it is then.
+    """
+
+    target: Path
+    fetched: Sequence[Fetched]
+    settings: Settings
+    catalog: Catalog | None
+    plans: dict[str, ProviderPlan] = field(default_factory=dict)
+
+    def __call__(self, text: str) -> str | None:
+        state = load_state().settled(self.target, sha256_bytes(text.encode("utf-8")))
+        doc = jsonc.parse(text)
+        self.plans = plan_target(self.target, doc, self.fetched, state, self.settings, self.catalog)
+        changes = [
+            (("provider", pid, *p), value)
+            for pid, plan in self.plans.items()
+            for p, value in plan.changes
+        ]
+        return jsonc.modify_many(text, changes) if changes else None

@@ -1,0 +1,57 @@
+"""Writing one target and recording what the write means in the state file, under the target lock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from syncd.errors import FetchError
+from syncd.sync.cycle import Planner
+from syncd.sync.locks import target_lock
+from syncd.sync.state import load_state, save_state, state_file
+from syncd.sync.store import WriteResult, sha256_bytes, write_target
+
+
+def write_planned(
+    target: Path, planner: Planner, *, state_dir: Path, clock: Callable[[], float]
+) -> WriteResult:
+    """Patch `target` with `planner`'s plan for the text on disk; record the outcome in the state."""
+
+    def marked(text: str) -> str | None:
+        new_text = planner(text)
+        if new_text is not None and new_text != text:
+            mark_pending(target, text, new_text, planner, state_dir)
+        return new_text
+
+    return write_target(
+        target, marked, state_dir=state_dir,
+        after=lambda result: record(target, planner, result, state_dir, clock()),
+    )
+
+
+def mark_pending(target: Path, old_text: str, new_text: str, planner: Planner, state_dir: Path) -> None:
+    """Record what this write will mean before it lands (see `State.settled`)."""
+    with target_lock(state_file(), state_dir):
+        state = load_state().settled(target, sha256_bytes(old_text.encode("utf-8")))
+        pending = {pid: plan.state for pid, plan in planner.plans.items()}
+        save_state(state.with_pending(target, sha256_bytes(new_text.encode("utf-8")), pending))
+
+
+def record(target: Path, planner: Planner, result: WriteResult, state_dir: Path, at: float) -> None:
+    """Save what this cycle learned; runs under the target lock, and takes the state lock."""
+    now = datetime.fromtimestamp(at, UTC)
+    with target_lock(state_file(), state_dir):
+        # drops this cycle's own pending record (its plans follow) and settles a killed one's
+        state = load_state().settled(target, sha256_bytes(result.old_text.encode("utf-8")))
+        for f in planner.fetched:
+            plan = planner.plans.get(f.pid)
+            ps = plan.state if plan is not None else state.provider(target, f.pid)
+            if isinstance(f.result, FetchError):
+                ps = ps.failed(f.result.reason, f.result.label)
+            else:
+                ps = ps.succeeded(now)
+            state = state.with_provider(target, f.pid, ps)
+        if result.changed:
+            state = state.with_write(target, result.sha256, now)
+        save_state(state)
