@@ -21,6 +21,7 @@ from syncd.report import TargetReport
 from syncd.settings import Settings, load_settings
 from syncd.sync import revalidate
 from syncd.sync.cycle import Planner, choose, fetch_blocks
+from syncd.sync.merged import references_outside
 from syncd.sync.outcome import failed_all, target_report
 from syncd.sync.record import write_planned
 from syncd.sync.records import State, target_key
@@ -148,7 +149,7 @@ class Engine:
         except StateError as exc:
             return TargetReport(path, error=str(exc))
 
-        planner = Planner(target, fetched, self.settings, catalog)
+        planner = Planner(target, fetched, self.settings, catalog, references_outside(target))
         try:
             if dry_run:
                 new_text = planner(text)

@@ -51,3 +51,8 @@ class TargetReport:
     error: str | None = None  # e.g. "/home/u/.config/opencode/opencode.json:12:5: expected ','"
     providers: tuple[ProviderReport, ...] = field(default=())
     diff: str = ""  # unified diff of the change (filled for --dry-run)
+
+
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """`1 model`, `2 models` (`many` for nouns that do not just take an s)."""
+    return f"{n} {noun if n == 1 else many or noun + 's'}"

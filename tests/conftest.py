@@ -41,6 +41,8 @@ def isolated_home(
     for var in ("SYNCD_CONFIG", "SYNCD_STATE_DIR", "OPENCODE_CONFIG", "NOTIFY_SOCKET",
                 "WATCHDOG_USEC", "WATCHDOG_PID", "DBUS_SESSION_BUS_ADDRESS"):
         monkeypatch.delenv(var, raising=False)
+    # no probing of this machine's real runtime ports; a test that wants detection sets its own
+    monkeypatch.setenv("SYNCD_DETECT_PORTS", "0,0,0")
     yield home
 
 

@@ -221,7 +221,7 @@ def test_reachable_provider_passes_with_its_model_count(fake_provider: Fake) -> 
     fake = fake_provider("openai")
     write_config({"gw": block(fake.base_url)})
     check = one(doctor(), "provider gw")
-    assert check.status is Status.OK and f"{len(fake.models)} model(s)" in check.message
+    assert check.status is Status.OK and f"{len(fake.models)} models served" in check.message
 
 
 def test_unreachable_provider_fails_naming_its_base_url() -> None:
@@ -476,8 +476,8 @@ def test_text_output_fits_80_columns_and_counts_each_status(fake_provider: Fake)
     text = format_checks(checks)
     assert all(len(line) <= 80 for line in text.splitlines()), text
     n = {s: sum(c.status is s for c in checks) for s in Status}
-    assert text.splitlines()[-1] == (f"{n[Status.OK]} ok, {n[Status.WARN]} warnings, "
-                                     f"{n[Status.FAIL]} failed")
+    warnings = f"{n[Status.WARN]} warning" + ("" if n[Status.WARN] == 1 else "s")
+    assert text.splitlines()[-1] == f"{n[Status.OK]} ok, {warnings}, {n[Status.FAIL]} failed"
     assert any_failed(checks) == (n[Status.FAIL] > 0)
 
 

@@ -67,7 +67,7 @@ async def detect_runtimes(engine: Engine, *, dry_run: bool = False) -> list[str]
     def transform(text: str) -> str | None:
         data = jsonc.parse(text) if text.strip() else {}
         blocks = {}
-        for rt in unclaimed(found, data):
+        for rt in unclaimed(found, [(target, data)]):
             pid = free_id(rt.provider_id, data)
             blocks[pid] = provider_block(rt.name, rt.base_url)
         added[:] = [f"{pid} ({blocks[pid]['options']['baseURL']})" for pid in blocks]

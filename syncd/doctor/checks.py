@@ -19,6 +19,7 @@ from syncd import jsonc
 from syncd.errors import SyncdError
 from syncd.providers.blocks import custom_providers
 from syncd.providers.credentials import resolve
+from syncd.report import plural
 from syncd.service.files import Manager
 from syncd.service.status import ServiceStatus
 from syncd.sync.records import State
@@ -95,7 +96,7 @@ def check_target(path: Path) -> tuple[TargetInfo, Check]:
             "target", Status.FAIL, f"{path}:{exc.line}:{exc.col}: {one_line(exc.msg)}",
             f"fix the syntax at line {exc.line}, column {exc.col}; OpenCode will not start until then")
     n = len(custom_providers(data))
-    return TargetInfo(path, data), ok("target", f"{path}: valid, {n} custom provider(s)")
+    return TargetInfo(path, data), ok("target", f"{path}: valid, {plural(n, 'custom provider')}")
 
 
 def _leaves(node: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -123,8 +124,9 @@ def check_shadowing(folders: Sequence[Path]) -> list[Check]:
                    if p in first and first[p] != v and p != ("$schema",)]
         if clashes:
             shown = ", ".join(clashes[:3]) + (f" (+{len(clashes) - 3} more)" if len(clashes) > 3 else "")
+            settings = plural(len(clashes), "setting")
             out.append(Check("shadowing", Status.FAIL,
-                             f"{commented} overrides {len(clashes)} setting(s) of {plain.name}: {shown}",
+                             f"{commented} overrides {settings} of {plain.name}: {shown}",
                              f"merge the two files into {commented.name} and delete {plain.name}"))
         else:
             out.append(Check("shadowing", Status.WARN,
@@ -184,7 +186,7 @@ def check_auth_ids(auth: Mapping[str, Any], targets: Sequence[TargetInfo],
                              f"`{pid}` to a config"))
     if not auth:
         return [ok("auth.json", "no keys stored (none needed so far)")]
-    return out or [ok("auth.json", f"{len(auth)} key(s), each for a known provider")]
+    return out or [ok("auth.json", f"{plural(len(auth), 'key')}, each for a known provider")]
 
 
 def _bearer(value: object) -> bool:

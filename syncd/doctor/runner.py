@@ -33,16 +33,19 @@ from syncd.doctor.checks import (
     opencode_processes,
     read_auth,
 )
+from syncd.doctor.lookups import NAME, check_models, check_references, check_runtimes, served_ids
 from syncd.errors import AuthFailed, BadResponse, FetchError, SettingsError, StateError, SyncdError
 from syncd.model import FetchResult, Kind, Limits, ModelKind, ProviderSpec
 from syncd.providers.blocks import custom_providers, models_of
 from syncd.providers.catalog import load_catalog
 from syncd.providers.credentials import provider_spec
+from syncd.providers.detect import Runtime, probe_runtimes, runtimes_from_env
 from syncd.providers.discover import FetchCache, bearer_headers, fetch_models, make_client
 from syncd.providers.fetch import redact_url, request_json
+from syncd.report import plural
 from syncd.service.status import ServiceStatus, service_status
 from syncd.settings import Settings, load_settings
-from syncd.sync.outcome import unserved
+from syncd.sync.merged import opencode_files, read_configs
 from syncd.sync.records import State
 from syncd.sync.state import load_state, state_file
 from syncd.sync.targets import resolve_targets
@@ -132,26 +135,8 @@ async def _reach(name: str, pid: str, block: Mapping[str, Any], spec: ProviderSp
         return Check(name, Status.FAIL, f"{url} lacks its /v1 prefix: OpenCode would call "
                      f"{url}/chat/completions, which {result.kind} does not serve",
                      f'set options.baseURL to "{base}/v1"'), result, cache
-    n = len(result.models) + len(result.suspicious)
-    return ok(name, f"{url} answers ({result.kind}), {n} model(s) served"), result, cache
-
-
-def _models_check(pid: str, block: Mapping[str, Any], result: FetchResult,
-                  managed: Mapping[str, Any]) -> Check:
-    name = f"models {pid}"
-    models = models_of(block) or {}
-    served = [m.id for m in result.models] + [s.id for s in result.suspicious]
-    if not served:
-        return Check(name, Status.WARN, "the provider serves no models; nothing to compare",
-                     "load or pull a model on the server")
-    missing = unserved(models, managed, served)
-    if not missing:
-        return ok(name, f"every hand-written model of {len(models)} is served")
-    parts = [f"`{mid}`" + (f" (closest: {', '.join(close)})" if close else "")
-             for mid, close in missing[:3]]
-    more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-    return Check(name, Status.FAIL, f"not served: {'; '.join(parts)}{more}",
-                 f"fix the ID(s) in provider.{pid}.models, or pull/load the model")
+    n = len(served_ids(result))
+    return ok(name, f"{url} answers ({result.kind}), {plural(n, 'model')} served"), result, cache
 
 
 _CONTEXT_FIX = {
@@ -177,15 +162,16 @@ def _context_check(pid: str, block: Mapping[str, Any], result: FetchResult,
         elif m.context is not None and m.context < MIN_CONTEXT:
             low.append(f"{m.id} ({m.context})")
     if not low:
-        return ok(name, f"{len(chosen)} model(s) with a context of at least {MIN_CONTEXT}")
+        return ok(name, f"{plural(len(chosen), 'model')} with a context of at least {MIN_CONTEXT}")
     more = f" and {len(low) - 3} more" if len(low) > 3 else ""
     return Check(name, Status.WARN, f"context below {MIN_CONTEXT} (tool calls fail): "
                  f"{', '.join(low[:3])}{more}", _CONTEXT_FIX[result.kind])
 
 
 async def _provider(target: Path, pid: str, block: Mapping[str, Any], auth: Mapping[str, Any],
-                    settings: Settings, state: State | None,
-                    client: httpx.AsyncClient) -> list[Check]:
+                    settings: Settings, state: State | None, client: httpx.AsyncClient,
+                    served: dict[str, list[str]]) -> list[Check]:
+    """Reach one provider and compare what it serves; `served` gets its IDs for later checks."""
     name = f"provider {pid}"
     try:
         spec = provider_spec(pid, block, target, auth, kind=settings.policy(pid).kind)
@@ -197,8 +183,9 @@ async def _provider(target: Path, pid: str, block: Mapping[str, Any], auth: Mapp
     check, result, cache = await _reach(name, pid, block, spec, client)
     out = [check]
     if result is not None:
+        served.setdefault(pid, []).extend(served_ids(result))
         managed = state.provider(target, pid).managed if state is not None else {}
-        out.append(_models_check(pid, block, result, managed))
+        out.append(check_models(pid, block, result, managed))
         if result.kind in _CONTEXT_FIX:
             out.append(_context_check(pid, block, result, cache))
     return out
@@ -275,20 +262,38 @@ async def run_checks(
 
     own = client is None
     http = client or make_client(LIMITS)
+    served: dict[str, list[str]] = {}
     try:
-        jobs = [_aguard(f"provider {pid}", _provider(i.path, pid, block, auth, settings, state, http))
+        jobs = [_aguard(f"provider {pid}",
+                        _provider(i.path, pid, block, auth, settings, state, http, served))
                 for i in infos for pid, block in custom_providers(i.data).items()
                 if settings.policy(pid).enabled]
+        probed = runtimes_from_env()
+        jobs.append(_aguard("runtimes", _runtimes(probed, http, infos, settings)))
         jobs.append(_aguard("service", _service(service)))
         results = await asyncio.gather(*jobs)
     finally:
         if own:
             await http.aclose()
-    for group in results[:-1]:
+    for group in results[:-2]:
         checks += group
+    checks += _guard(NAME, lambda: check_references(_configs(infos), served, _known(settings)))
+    checks += results[-2]
     checks += _guard("opencode", lambda: [check_stale_opencode(state, processes)])
     checks += results[-1]
     return checks
+
+
+def _configs(infos: Sequence[TargetInfo]) -> list[tuple[Path, object]]:
+    """Every config OpenCode merges, and the targets doctor was given, each once."""
+    given = [(i.path, i.data) for i in infos if i.data is not None]
+    return given + read_configs(opencode_files(), skip=[i.path for i in infos])
+
+
+async def _runtimes(probed: Sequence[Runtime], client: httpx.AsyncClient,
+                    infos: Sequence[TargetInfo], settings: Settings) -> list[Check]:
+    found = await probe_runtimes(client, probed)
+    return check_runtimes(found, _configs(infos), detect=settings.detect, probed=probed)
 
 
 async def _service(service: Callable[[], ServiceStatus]) -> list[Check]:
@@ -334,7 +339,7 @@ def format_checks(checks: Sequence[Check], width: int = WIDTH) -> str:
         if c.fix and c.status is not Status.OK:
             lines += _wrap(_tilde(c.fix, home), width, indent + "fix: ", indent + "     ")
     n = counts(checks)
-    lines.append(f"{n['ok']} ok, {n['warn']} warnings, {n['fail']} failed")
+    lines.append(f"{n['ok']} ok, {plural(n['warn'], 'warning')}, {n['fail']} failed")
     return "\n".join(lines) + "\n"
 
 

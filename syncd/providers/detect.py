@@ -6,14 +6,16 @@ import asyncio
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from syncd import jsonc
-from syncd.errors import FetchError
+from syncd.errors import FetchError, TargetError
 from syncd.model import Kind, Limits
 from syncd.providers.blocks import custom_providers, host_port
+from syncd.providers.credentials import resolve
 from syncd.providers.discover import probe_matches
 from syncd.providers.fetch import request_json
 
@@ -79,11 +81,23 @@ async def probe_runtimes(
     return [rt for rt, ok in zip(runtimes, found, strict=True) if ok]
 
 
-def unclaimed(runtimes: Iterable[Runtime], config: object) -> list[Runtime]:
-    """The runtimes no provider of `config` points at (same host and port)."""
-    claimed = {
-        host_port(block["options"]["baseURL"]) for block in custom_providers(config).values()
-    }
+def claimed_hosts(configs: Iterable[tuple[Path, object]]) -> set[tuple[str, int] | None]:
+    """(host, port) of every custom provider of `configs` (path, data), `{env:}` resolved."""
+    out: set[tuple[str, int] | None] = set()
+    for path, data in configs:
+        for block in custom_providers(data).values():
+            raw = block["options"]["baseURL"]
+            try:
+                url = resolve(raw, path.parent, config_path=path)
+            except TargetError:
+                url = raw
+            out.add(host_port(url))
+    return out
+
+
+def unclaimed(runtimes: Iterable[Runtime], configs: Iterable[tuple[Path, object]]) -> list[Runtime]:
+    """The runtimes no provider of any of `configs` points at (same host and port)."""
+    claimed = claimed_hosts(configs)
     return [rt for rt in runtimes if host_port(rt.base_url) not in claimed]
 
 

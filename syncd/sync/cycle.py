@@ -84,8 +84,12 @@ def plan_target(
     state: State,
     settings: Settings,
     catalog: Catalog | None,
+    named: Mapping[str, frozenset[str]] | None = None,
 ) -> dict[str, ProviderPlan]:
-    """One plan per fetched provider that is still in `doc` (pure, given the state)."""
+    """One plan per fetched provider that is still in `doc` (pure, given the state).
+
+    `named`: provider id -> model IDs the other configs OpenCode merges refer to.
+    """
     blocks = custom_providers(doc)
     plans: dict[str, ProviderPlan] = {}
     for f in fetched:
@@ -97,7 +101,7 @@ def plan_target(
             fetched=f.result if isinstance(f.result, FetchResult) else None,
             state=state.provider(target, f.pid),
             policy=settings.policy(f.pid),
-            protected=protected_models(doc, f.pid),
+            protected=protected_models(doc, f.pid) | (named or {}).get(f.pid, frozenset()),
             catalog_has_provider=catalog is not None and catalog.has_provider(f.pid),
             block=block,
         )
@@ -116,12 +120,14 @@ class Planner:
     fetched: Sequence[Fetched]
     settings: Settings
     catalog: Catalog | None
+    named: Mapping[str, frozenset[str]] = field(default_factory=dict)  # see plan_target
     plans: dict[str, ProviderPlan] = field(default_factory=dict)
 
     def __call__(self, text: str) -> str | None:
         state = load_state().settled(self.target, sha256_bytes(text.encode("utf-8")))
         doc = jsonc.parse(text)
-        self.plans = plan_target(self.target, doc, self.fetched, state, self.settings, self.catalog)
+        self.plans = plan_target(self.target, doc, self.fetched, state, self.settings,
+                                 self.catalog, self.named)
         changes = [
             (("provider", pid, *p), value)
             for pid, plan in self.plans.items()

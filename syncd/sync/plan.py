@@ -14,6 +14,7 @@ from syncd.model import FetchResult, ModelKind, RemoteModel
 from syncd.providers.normalize import unsafe_reason
 from syncd.settings import AliasPolicy, ProviderPolicy, RemovePolicy, WhitelistPolicy
 from syncd.sync.records import ProviderState
+from syncd.sync.refs import referenced
 from syncd.sync.render import render_entry
 
 Path = tuple[str | int, ...]
@@ -37,15 +38,9 @@ class ProviderPlan:
 
 
 def protected_models(config: Mapping[str, Any], pid: str) -> frozenset[str]:
-    """Model IDs of provider `pid` that top-level `model` / `small_model` point at."""
-    out = set()
-    for key in ("model", "small_model"):
-        ref = config.get(key)
-        if isinstance(ref, str) and "/" in ref:
-            provider, model_id = ref.split("/", 1)  # model IDs may contain '/' themselves
-            if provider == pid:
-                out.add(model_id)
-    return frozenset(out)
+    """Model IDs of provider `pid` that `model`, `small_model`, `agent.*.model` or `mode.*.model`
+    of `config` name: written whatever the filters say, and never removed."""
+    return referenced([config], pid)
 
 
 def restore(state: ProviderState, model_id: str) -> ProviderState:
@@ -55,9 +50,19 @@ def restore(state: ProviderState, model_id: str) -> ProviderState:
                    misses=MappingProxyType(misses))
 
 
-def select(models: tuple[RemoteModel, ...], policy: ProviderPolicy,
-           present: Mapping[str, Any]) -> tuple[dict[str, RemoteModel], list[str]]:
-    """The served models syncd wants in the file (by ID, served order) and the IDs it skips."""
+def _filtered_out(m: RemoteModel, policy: ProviderPolicy) -> bool:
+    return ((m.kind or ModelKind.CHAT) not in policy.kinds
+            or bool(policy.include and not any(fnmatchcase(m.id, g) for g in policy.include))
+            or any(fnmatchcase(m.id, g) for g in policy.exclude))
+
+
+def select(models: tuple[RemoteModel, ...], policy: ProviderPolicy, present: Mapping[str, Any],
+           named: frozenset[str] = frozenset()) -> tuple[dict[str, RemoteModel], list[str]]:
+    """The served models syncd wants in the file (by ID, served order) and the IDs it skips.
+
+    An ID a config names (`named`: `model`, `agent.*.model`, …) is wanted whatever the kind,
+    glob and alias rules say: OpenCode looks it up under exactly that ID ("Model not found").
+    """
     wanted: dict[str, RemoteModel] = {}
     skipped: list[str] = []
     seen: set[str] = set()  # a gateway may serve thousands of models that are all filtered out
@@ -65,10 +70,7 @@ def select(models: tuple[RemoteModel, ...], policy: ProviderPolicy,
         if m.id in seen:
             continue
         seen.add(m.id)
-        if (unsafe_reason(m.id) is not None
-                or (m.kind or ModelKind.CHAT) not in policy.kinds
-                or (policy.include and not any(fnmatchcase(m.id, g) for g in policy.include))
-                or any(fnmatchcase(m.id, g) for g in policy.exclude)):
+        if unsafe_reason(m.id) is not None or (m.id not in named and _filtered_out(m, policy)):
             skipped.append(m.id)
         else:
             wanted[m.id] = m
@@ -78,10 +80,14 @@ def select(models: tuple[RemoteModel, ...], policy: ProviderPolicy,
             if m.digest:
                 by_digest.setdefault(m.digest, []).append(mid)
         for ids in by_digest.values():
-            # keep the tag already in the file (no churn), else one that is not `latest`
-            keep = min(ids, key=lambda i: (i not in present, i.rsplit(":", 1)[-1] == "latest"))
+            # the tag already in the file (no churn), else one that is not `latest`; and every
+            # tag a config names, which alone replaces that choice when the choice is not written yet
+            choice = min(ids, key=lambda i: (i not in present, i.rsplit(":", 1)[-1] == "latest"))
+            keep = {i for i in ids if i in named}
+            if not keep or choice in present:
+                keep.add(choice)
             for mid in ids:
-                if mid != keep:
+                if mid not in keep:
                     del wanted[mid]
                     skipped.append(mid)
     return wanted, skipped
@@ -167,7 +173,7 @@ def plan_provider(*, current: Mapping[str, Any] | None, fetched: FetchResult | N
         served_ids = {m.id for m in fetched.models} | {s.id for s in fetched.suspicious}
         new_state = replace(state, kind=str(fetched.kind), served=len(served_ids),
                             served_ids=tuple(sorted(served_ids)))
-        wanted, skipped = select(fetched.models, policy, present)
+        wanted, skipped = select(fetched.models, policy, present, protected)
         filtered = set(skipped)
         skipped = [s.id for s in fetched.suspicious if s.id not in filtered] + skipped
 

@@ -27,11 +27,11 @@ class JobSpec:
 
 
 
-def default_targets() -> list[Path]:
+def default_targets(env: Mapping[str, str] | None = None) -> list[Path]:
     """OpenCode's global files that exist, then `$OPENCODE_CONFIG` (DESIGN §1.1), without repeats."""
     folder = opencode_config_dir()
     found = [folder / name for name in OPENCODE_GLOBAL_NAMES if (folder / name).is_file()]
-    extra = os.environ.get("OPENCODE_CONFIG")
+    extra = (os.environ if env is None else env).get("OPENCODE_CONFIG")
     if extra:
         found.append(Path(extra).expanduser())
     return _unique(found)
