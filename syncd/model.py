@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from urllib.parse import parse_qsl, urlsplit
 
 
 class Kind(StrEnum):
@@ -51,6 +52,17 @@ class Secret:
         return hash(self._value)
 
 
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The parts of a URL that may be credentials: userinfo (user and password) and query values."""
+    try:
+        parts = urlsplit(url)
+        found = [p for p in (parts.username, parts.password) if p]
+        found += [v for _, v in parse_qsl(parts.query, keep_blank_values=True) if v]
+    except ValueError:
+        return ()
+    return tuple(found)
+
+
 def _no_headers() -> Mapping[str, Secret]:
     return MappingProxyType({})
 
@@ -65,6 +77,14 @@ class ProviderSpec:
     api_key: Secret | None = None
     headers: Mapping[str, Secret] = field(default_factory=_no_headers, repr=False)
     kind: Kind | None = None  # forced by the settings; None = detect
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every value that must never be shown: the key, each header, the baseURL's userinfo and
+        query values."""
+        values = [s.reveal() for s in self.headers.values()]
+        if self.api_key:
+            values.append(self.api_key.reveal())
+        return (*values, *url_secrets(self.base_url))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +132,8 @@ class Limits:
     connect: float = 3.0
     read: float = 10.0
     total: float = 30.0
-    max_body: int = 32 * 1024 * 1024
+    max_body: int = 32 * 1024 * 1024  # bytes on the wire, and again once decoded (gzip, deflate)
     max_models: int = 5000
+    max_memory: int = 48 * 1024 * 1024  # what the decoded JSON of one answer may hold in memory
     enrich_concurrency: int = 4
     providers_at_once: int = 64  # more at once only makes the connection pool's queue scans slower

@@ -135,11 +135,13 @@ async def test_password_in_url_is_redacted_in_messages() -> None:
     url = "http://user:hunter2pass@127.0.0.1:9/v1"
     error = await fetch(ProviderSpec(id="x", base_url=url, kind=Kind.OPENAI))
     assert isinstance(error, Unreachable)
-    assert "hunter2pass" not in str(error) and "user:***@" in str(error)
+    assert "hunter2pass" not in str(error) and "user" not in str(error) and "//***@127" in str(error)
 
 
-def test_redact_url_hides_password_and_key_query() -> None:
-    assert redact_url("https://a:b@h/x?key=zzz&q=1") == "https://a:***@h/x?key=***&q=1"
+def test_redact_url_hides_userinfo_and_every_query_value() -> None:
+    # a user name can be the token itself (https://TOKEN@host), and any query value a key
+    assert redact_url("https://a:b@h/x?key=zzz&q=1") == "https://***@h/x?key=***&q=***"
+    assert redact_url("https://tok3n@h/x") == "https://***@h/x"
     assert redact_url("http://h:1234/v1") == "http://h:1234/v1"
 
 

@@ -41,7 +41,7 @@ from syncd.providers.catalog import load_catalog
 from syncd.providers.credentials import provider_spec
 from syncd.providers.detect import Runtime, probe_runtimes, runtimes_from_env
 from syncd.providers.discover import FetchCache, bearer_headers, fetch_models, make_client
-from syncd.providers.fetch import redact_url, request_json
+from syncd.providers.fetch import redact_url, request_json, root_url
 from syncd.report import plural
 from syncd.service.status import ServiceStatus, service_status
 from syncd.settings import Settings, load_settings
@@ -88,7 +88,8 @@ async def _prefix_fix(spec: ProviderSpec, client: httpx.AsyncClient) -> str | No
         return None
     headers = {**bearer_headers(spec), **{k: v.reveal() for k, v in spec.headers.items()}}
     try:
-        await request_json(client, base + "/v1/models", limits=LIMITS, headers=headers)
+        await request_json(client, base + "/v1/models", limits=LIMITS, headers=headers,
+                           secrets=spec.secrets())
     except AuthFailed:
         return base + "/v1"  # the route exists; it only wants a key
     except FetchError:
@@ -147,7 +148,7 @@ _CONTEXT_FIX = {
 
 
 def _context_check(pid: str, block: Mapping[str, Any], result: FetchResult,
-                   cache: FetchCache) -> Check:
+                   cache: FetchCache, base_url: str) -> Check:
     """The effective context: Ollama's Modelfile num_ctx, else its server's (small) default;
     llama.cpp's running n_ctx from /props."""
     name = f"context {pid}"
@@ -156,7 +157,7 @@ def _context_check(pid: str, block: Mapping[str, Any], result: FetchResult,
     chosen = [m for m in chat if m.id in listed] or chat
     low: list[str] = []
     for m in chosen:
-        show = cache.shows.get(m.digest or "")
+        show = cache.show(root_url(base_url), m.digest or "")
         if show is not None and show.get("num_ctx") is None:
             low.append(f"{m.id} (server default)")
         elif m.context is not None and m.context < MIN_CONTEXT:
@@ -187,7 +188,7 @@ async def _provider(target: Path, pid: str, block: Mapping[str, Any], auth: Mapp
         managed = state.provider(target, pid).managed if state is not None else {}
         out.append(check_models(pid, block, result, managed))
         if result.kind in _CONTEXT_FIX:
-            out.append(_context_check(pid, block, result, cache))
+            out.append(_context_check(pid, block, result, cache, spec.base_url))
     return out
 
 

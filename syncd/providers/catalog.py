@@ -156,10 +156,11 @@ async def load_catalog_async(setting: str = "auto", *, now: float, state_dir: Pa
     """As load_catalog, but a URL is fetched when syncd's copy is over a day old (a stale copy beats none)."""
     if setting in ("auto", "off") or _fresh(state_dir, setting, now):
         return load_catalog(setting, now=now, state_dir=state_dir)
-    from syncd.providers.fetch import request_json
+    from syncd.providers.fetch import request_json, url_secrets
 
     try:
-        data = await request_json(client, setting, limits=limits or Limits())
+        data = await request_json(client, setting, limits=limits or Limits(),
+                                  secrets=url_secrets(setting))
     except FetchError:
         return load_catalog(setting, now=now, state_dir=state_dir)
     if not isinstance(data, Mapping):

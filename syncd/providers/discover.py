@@ -34,36 +34,51 @@ _NPM = {"@ai-sdk/anthropic": Kind.ANTHROPIC, "@ai-sdk/google": Kind.GEMINI}
 
 @dataclass
 class FetchCache:
-    """What is worth remembering between cycles: detected kinds per base URL, Ollama /api/show by digest."""
+    """What is worth remembering between cycles, per server: its detected kind, and Ollama's
+    /api/show answers by digest. Never shared between servers: one that claims another's digest
+    must not describe the other's model."""
 
-    kinds: dict[str, Kind] = field(default_factory=dict)
-    shows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kinds: dict[str, Kind] = field(default_factory=dict)  # base URL -> kind
+    shows: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # root -> digest -> show
 
     def to_json(self) -> dict[str, Any]:
         return {"kinds": {url: str(kind) for url, kind in self.kinds.items()},
-                "shows": dict(self.shows)}
+                "shows_by_server": {root: dict(by) for root, by in self.shows.items()}}
 
     @classmethod
     def from_json(cls, data: object) -> FetchCache:
-        """Tolerant: anything malformed is dropped, never an error (a cache can always be rebuilt)."""
+        """Tolerant: anything malformed is dropped, never an error (a cache can always be rebuilt).
+
+        The flat `shows` of older versions (keyed by digest alone, for every server) is dropped.
+        """
         cache = cls()
         if not isinstance(data, Mapping):
             return cache
-        kinds, shows = data.get("kinds"), data.get("shows")
+        kinds, shows = data.get("kinds"), data.get("shows_by_server")
         if isinstance(kinds, Mapping):
             for url, value in kinds.items():
                 if isinstance(url, str) and value in Kind._value2member_map_:
                     cache.kinds[url] = Kind(value)
         if isinstance(shows, Mapping):
-            for digest, show in shows.items():
-                if isinstance(digest, str) and isinstance(show, Mapping):
-                    cache.shows[digest] = dict(show)
+            for root, by_digest in shows.items():
+                if isinstance(root, str) and isinstance(by_digest, Mapping):
+                    for digest, show in by_digest.items():
+                        if isinstance(digest, str) and isinstance(show, Mapping):
+                            cache.remember_show(root, digest, dict(show))
         return cache
 
-    def remember_show(self, digest: str, show: dict[str, Any]) -> None:
-        if len(self.shows) >= _MAX_SHOWS:
-            self.shows.pop(next(iter(self.shows)))
-        self.shows[digest] = show
+    def show(self, root: str, digest: str) -> dict[str, Any] | None:
+        """What the server at `root` said about the model with `digest`, if it was asked before."""
+        return self.shows.get(root, {}).get(digest)
+
+    def remember_show(self, root: str, digest: str, show: dict[str, Any]) -> None:
+        if sum(len(by) for by in self.shows.values()) >= _MAX_SHOWS:
+            oldest = next(iter(self.shows))
+            by = self.shows[oldest]
+            by.pop(next(iter(by)))
+            if not by:
+                del self.shows[oldest]
+        self.shows.setdefault(root, {})[digest] = show
 
 
 @dataclass(frozen=True)
@@ -86,10 +101,7 @@ class Context:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        values = [s.reveal() for s in self.spec.headers.values()]
-        if self.spec.api_key:
-            values.append(self.spec.api_key.reveal())
-        return tuple(values)
+        return self.spec.secrets()
 
     async def get(self, url: str, *, method: str = "GET", body: object = None) -> Any:
         return await request_json(self.client, url, limits=self.limits, headers=self.headers,

@@ -1,4 +1,4 @@
-"""Ollama: `/api/tags`, then `/api/show` per model whose tags entry lacks capabilities (cached by digest)."""
+"""Ollama: `/api/tags`, then `/api/show` per model lacking capabilities (cached per server, by digest)."""
 
 from __future__ import annotations
 
@@ -83,8 +83,9 @@ class OllamaProvider:
         digest = as_str(entry.get("digest"))
         if name is None:
             return {}
-        if digest and digest in ctx.cache.shows:
-            return ctx.cache.shows[digest]
+        cached = ctx.cache.show(ctx.root, digest) if digest else None
+        if cached is not None:
+            return cached
         async with gate:
             try:
                 show = reduce_show(await ctx.get(ctx.root + "/api/show", method="POST",
@@ -94,7 +95,7 @@ class OllamaProvider:
             except FetchError:  # one model's details missing leaves its fields unknown, not an error
                 return {}
         if digest and dig(show, "capabilities") is not None:
-            ctx.cache.remember_show(digest, show)
+            ctx.cache.remember_show(ctx.root, digest, show)
         return show
 
 
