@@ -193,16 +193,7 @@ class JsonStream:
         return True
 
     def _after_member(self) -> bool:
-        pos = self._skip(self._pos)
-        char = self._buf[pos]
-        if char == "}":
-            self._step = self._end
-        elif char == ",":
-            self._first, self._step = False, self._member
-        else:
-            raise self._invalid("expected ',' or '}'", pos)
-        self._pos = pos + 1
-        return True
+        return self._after("}", self._member, None)
 
     def _item(self) -> bool:
         assert self._list is not None
@@ -218,20 +209,28 @@ class JsonStream:
         return True
 
     def _after_item(self) -> bool:
+        return self._after("]", self._item, self._close_list)
+
+    def _after(self, closer: str, again: Callable[[], bool],
+               done: Callable[[], bool] | None) -> bool:
+        """After a member or an item: `,` goes on with `again`, `closer` ends with `done`."""
         pos = self._skip(self._pos)
         char = self._buf[pos]
-        if char == "]":
-            self._close_list()
+        if char == closer:
+            self._step = self._end
+            if done is not None:
+                done()
         elif char == ",":
-            self._first, self._step = False, self._item
+            self._first, self._step = False, again
         else:
-            raise self._invalid("expected ',' or ']'", pos)
+            raise self._invalid(f"expected ',' or '{closer}'", pos)
         self._pos = pos + 1
         return True
 
-    def _close_list(self) -> None:
+    def _close_list(self) -> bool:
         self._list = None
         self._step = self._after_member if self._in_object else self._end
+        return True
 
     def _end(self) -> bool:
         try:
