@@ -11,6 +11,8 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from syncd.text import escape
+
 FORMATS = ("auto", "json", "console")
 MASK = "***"
 _MIN_SECRET_LEN = 4  # shorter values would mask ordinary words in every line
@@ -56,17 +58,19 @@ def scrub(text: str) -> str:
 
 
 def redact_value(value: Any, key: str = "") -> Any:
+    """`value` fit for a log line: secrets masked, unsafe characters (syncd.text) escaped; a
+    traceback keeps its line breaks."""
     if key and is_secret_key(key) and value not in (None, "", False):
         return MASK
     if isinstance(value, str):
-        return scrub(value)
+        return escape(scrub(value), keep="\n" if key == "exception" else "")
     if isinstance(value, MutableMapping | dict):
         return {k: redact_value(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [redact_value(v) for v in value]
     if isinstance(value, int | float | bool) or value is None:
         return value
-    return scrub(str(value))  # paths, enums, exceptions: their text may carry a key
+    return escape(scrub(str(value)))  # paths, enums, exceptions: their text may carry a key
 
 
 def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:

@@ -20,13 +20,15 @@ PURE = (
     "syncd.report",
     "syncd.providers.normalize",
     "syncd.notify.events",
+    "syncd.text",
 )
 IO_MODULES = (
     "httpx", "watchfiles", "apscheduler", "asyncio", "subprocess", "socket", "shutil", "tempfile",
     "syncd.sync.store", "syncd.sync.state", "syncd.sync.locks", "syncd.providers.fetch",
 )
 # What each part may import, bottom first. A part is a subpackage or a module of the top level.
-BOTTOM = ("syncd", "syncd.errors", "syncd.paths", "syncd.logs", "syncd.model", "syncd.report")
+BOTTOM = ("syncd", "syncd.errors", "syncd.paths", "syncd.logs", "syncd.model", "syncd.report",
+          "syncd.text")
 LAYERS: dict[str, tuple[str, ...]] = {
     "syncd.jsonc": BOTTOM,
     "syncd.notify": BOTTOM,

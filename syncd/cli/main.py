@@ -168,12 +168,22 @@ def _not_implemented(args: argparse.Namespace) -> int:
 
 
 def _out(text: str) -> None:
+    """Print to stdout; what came from outside cannot drive the terminal (see _safe)."""
     if text:
+        text = _safe(text)
         print(text, end="" if text.endswith("\n") else "\n")
 
 
 def _err(text: str) -> None:
-    print(text, file=sys.stderr)
+    print(_safe(text), file=sys.stderr)
+
+
+def _safe(text: str) -> str:
+    """Every unsafe character (syncd.text) as a JSON `\\u` escape: inert in a terminal, and still
+    the same JSON for --json (such characters only occur inside JSON strings)."""
+    from syncd.text import json_safe
+
+    return json_safe(text)
 
 
 def _cmd_once(args: argparse.Namespace) -> int:

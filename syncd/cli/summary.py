@@ -44,7 +44,7 @@ def _row(p: ProviderReport) -> list[str]:
         f"{len(p.updated):>5} {len(p.skipped):>5} {p.ms:>6}"
     ]
     notes = [*p.warnings]
-    notes += [f"{s.id!r} not written: {s.reason}" for s in p.suspicious]
+    notes += [f"'{s.id}' not written: {s.reason}" for s in p.suspicious]  # s.id is escaped already
     if p.withheld:
         notes.append(f"not removed (model/small_model uses it): {', '.join(p.withheld)}")
     if p.pending:

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import TypedDict
 
 from syncd.report import ProviderReport, Status, TargetReport
+from syncd.text import escape
 
 UNREACHABLE_AFTER = 3  # consecutive failed runs before the user hears about it (DESIGN §4.11)
 RATE_WINDOW = 30 * 60.0  # seconds: one error per provider and distinct error, and the flap window
@@ -64,22 +65,8 @@ class BatchJSON(TypedDict):
 
 
 def display_text(text: str, limit: int = ID_MAX) -> str:
-    """Make untrusted text safe to show: control and bidi characters escaped, length capped."""
-    out = []
-    for ch in text:
-        code = ord(ch)
-        # bidi overrides can make an ID read as something else ("trojan source")
-        if (
-            code < 0x20
-            or 0x7F <= code <= 0x9F
-            or 0x202A <= code <= 0x202E
-            or 0x2066 <= code <= 0x2069
-        ):
-            out.append(ch.encode("unicode_escape").decode("ascii"))
-        else:
-            out.append(ch)
-    shown = "".join(out)
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+    """Make untrusted text safe to show: control, bidi and invisible characters escaped, length capped."""
+    return escape(text, limit)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from syncd.errors import BadResponse, FetchError, FetchTimeout, Unreachable
+from syncd.logs import register_secret
 from syncd.model import FetchResult, Kind, Limits, ProviderSpec, RemoteModel
 from syncd.providers import normalize
 from syncd.providers.catalog import Catalog
@@ -211,6 +212,8 @@ async def _fetch(spec: ProviderSpec, client: httpx.AsyncClient, limits: Limits,
 async def fetch_models(spec: ProviderSpec, client: httpx.AsyncClient, *, limits: Limits = DEFAULT_LIMITS,
                        cache: FetchCache | None = None, catalog: Catalog | None = None) -> FetchResult:
     """Fetch and normalise one provider within `limits.total`; raises only FetchError subclasses."""
+    for secret in spec.secrets():  # httpx's own request log (-vv) goes through the same scrubber
+        register_secret(secret)
     try:
         async with asyncio.timeout(limits.total):
             return await _fetch(spec, client, limits, cache or FetchCache(), catalog)

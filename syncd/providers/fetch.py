@@ -38,6 +38,7 @@ from syncd.errors import (
 from syncd.model import Limits, url_secrets
 from syncd.providers.decoding import ACCEPT_ENCODING, BodyDecoder
 from syncd.providers.jsonstream import JsonStream, too_many
+from syncd.text import one_line
 
 DEFAULT_LIMITS = Limits()  # frozen, so one shared default is safe
 
@@ -132,12 +133,11 @@ def origin(url: httpx.URL) -> tuple[str, str, int]:
 
 
 def _scrub(text: str, secrets: Iterable[str]) -> str:
-    """One short line without control characters or any of `secrets`."""
-    for secret in secrets:
+    """One short line without any of `secrets`, its unsafe characters escaped (syncd.text)."""
+    for secret in sorted(secrets, key=len, reverse=True):  # a key may contain another
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
-    text = re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()
-    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+    return one_line(text, _MAX_DETAIL)
 
 
 def _retry_after(value: str | None, now: float) -> float | None:

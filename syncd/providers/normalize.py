@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from syncd.model import ModelKind, RemoteModel, Skipped
+from syncd.text import MAX_ID_LEN, escape, id_problem
 
-MAX_ID_LEN = 256
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+__all__ = ["MAX_ID_LEN", "unsafe_reason", "printable"]
 # Substrings of an ID that name a non-chat model (DESIGN §4.2), in the order they are checked.
 _NON_CHAT: tuple[tuple[str, ModelKind], ...] = (
     ("embed", ModelKind.EMBEDDING),
@@ -25,21 +24,12 @@ _MODALITIES = ("text", "audio", "image", "video", "pdf")
 
 def unsafe_reason(value: str) -> str | None:
     """Why an ID or name must not reach a config file (DESIGN §4.6), or None when it is safe."""
-    if not value:
-        return "empty"
-    if len(value) > MAX_ID_LEN:
-        return f"longer than {MAX_ID_LEN} characters"
-    if "{env:" in value or "{file:" in value:
-        return "contains an OpenCode {env:}/{file:} substitution"
-    if _CONTROL.search(value):
-        return "contains a control character"
-    return None
+    return id_problem(value)
 
 
 def printable(value: str, limit: int = 80) -> str:
     """A short, escaped form of a refused ID, fit for a one-line report."""
-    text = value.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return escape(value, limit)
 
 
 def kind_from_id(model_id: str) -> ModelKind | None:

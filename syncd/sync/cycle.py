@@ -12,7 +12,6 @@ import httpx
 
 from syncd import jsonc
 from syncd.errors import FetchError, SyncdError
-from syncd.logs import register_secret
 from syncd.model import FetchResult, ProviderSpec
 from syncd.providers.blocks import custom_providers, models_of
 from syncd.providers.catalog import Catalog
@@ -65,10 +64,6 @@ async def fetch_blocks(
             reason = f"{pid}: options.baseURL is empty (is its variable set where syncd runs?)"
             out.append(Fetched(pid, FetchError(reason), 0))
             continue
-        if spec.api_key:
-            register_secret(spec.api_key.reveal())
-        for value in spec.headers.values():
-            register_secret(value.reveal())
         specs.append(spec)
     started = time.monotonic()
     results = await fetch_many(specs, client, limits=settings.limits(), cache=cache, catalog=catalog)
