@@ -86,7 +86,7 @@ def test_removing_every_member_leaves_an_empty_object() -> None:
     assert parse(out) == {"m": {}} and "\n  }\n}\n" in out
 
 
-def test_overlapping_changes_fall_back_to_sequential_application() -> None:
+def test_overlapping_changes_mean_what_they_mean_applied_in_order() -> None:
     text = '{\n  "p": {\n    "a": 1\n  }\n}\n'
     out = modify_many(text, [(["p", "a"], 5), (["p"], REMOVE), (["p"], {"z": 1}), (["p", "y"], 2)])
     assert parse(out) == {"p": {"z": 1, "y": 2}}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any
 
 from syncd.errors import PatchError
-from syncd.jsonc.emit import Conflict, Edit, Emitter, Group
+from syncd.jsonc.emit import Edit, Emitter, Group
 from syncd.jsonc.layout import Layout
-from syncd.jsonc.parser import JsoncError, Node, parse, parse_tree
+from syncd.jsonc.parser import JsoncError, Node
+from syncd.jsonc.spans import SpanTree, span_tree
 
 Path = Sequence[str | int]
 
@@ -101,7 +103,7 @@ def apply_edits(text: str, edits: list[Edit]) -> str:
     pos = 0
     for start, end, new in edits:
         if start < pos:
-            raise Conflict
+            raise PatchError("two changes would edit the same text; nothing was changed")
         out.append(text[pos:start])
         out.append(new)
         pos = end
@@ -109,153 +111,175 @@ def apply_edits(text: str, edits: list[Edit]) -> str:
     return "".join(out)
 
 
+def _nth_kept(removed: list[int], k: int) -> int:
+    """The index of the k-th entry (0-based) that is not in the sorted list `removed`."""
+    i = k
+    while True:
+        j = k + bisect_right(removed, i)
+        if j == i:
+            return i
+        i = j
+
+
 class _Batch:
-    """Walks each change's path once: a value replaced in place is an edit now; entries removed
-    from or appended to a container are collected per container and emitted together at the end."""
+    """Plans every change against the original text in one walk per change, then emits the edits.
 
-    def __init__(self, text: str, root: Node) -> None:
+    Each container a change walks through gets a Group: entries removed, entry values replaced,
+    entries appended. A change that lands inside a value planned in this batch (appended or
+    replaced) edits that value as data, so later changes see earlier ones exactly as a sequential
+    application would; a replaced or removed entry drops the groups below it.
+    """
+
+    def __init__(self, text: str, tree: SpanTree) -> None:
         self.text = text
-        self.root = root
-        self.lay = Layout(text, root)
-        self.edits: list[Edit] = []
+        self.root = tree.root
+        self.lay = Layout(text, tree.root, tree.trailing_commas)
         self.groups: dict[int, Group] = {}
-        self.replaced: set[int] = set()  # nodes whose text is replaced or removed
-        self.touched: set[int] = set()  # containers some change walked through
-        self.wrappers: set[int] = set()  # dicts we created for missing intermediate keys
+        self.gone: set[int] = set()  # nodes whose entry was replaced or removed
+        self.foreign: set[int] = set()  # ids of caller values the batch holds (copied before edits)
+        self.whole: list[Any] = []  # [new root value] once the whole document is replaced
 
-    def group(self, node: Node, parent_multiline: bool) -> Group:
+    def group(self, node: Node, parent_multiline: bool, above: list[int]) -> Group:
         g = self.groups.get(id(node))
         if g is None:
-            g = self.groups[id(node)] = Group(node, parent_multiline)
+            g = self.groups[id(node)] = Group(node, parent_multiline, tuple(above))
         return g
 
     def plan(self, path: Path, value: Any) -> None:
+        if not path:
+            if value is REMOVE:
+                raise PatchError("cannot remove the whole document")
+            self.whole = [value]
+            self.foreign.add(id(value))
+            return
+        if self.whole:  # inside the new document: edit it as data
+            _apply_data(self.whole, (0, *path), value, self.foreign)
+            return
         lay, node = self.lay, self.root
         parent_multiline = True
-        if not path:
-            if self.touched or self.replaced:
-                raise Conflict
-            self.replaced.add(id(node))
-            base = lay.indent_at(node.start)
-            self.edits.append((node.start, node.end, lay.render(value, base, not lay.one_line)))
-            return
+        above: list[int] = []
         for depth, seg in enumerate(path):
             last = depth == len(path) - 1
-            if id(node) in self.replaced:
-                raise Conflict
-            self.touched.add(id(node))
-            g = self.groups.get(id(node))
             if node.kind == "scalar":
                 raise PatchError(f"path {list(path)!r}: {seg!r} is inside a scalar value")
+            g = self.group(node, parent_multiline, above)
             if node.kind == "object":
                 if not isinstance(seg, str):
                     raise PatchError(f"path {list(path)!r}: {seg!r} is not a key of an object")
                 idx = node.index.get(seg)
-                if idx is not None and g is not None and idx in g.removed:
-                    raise Conflict
-                if idx is None:
-                    self.plan_missing(node, path[depth:], value, parent_multiline)
+                if idx is None or idx in g.removed:  # new, or removed and set again: appended
+                    _apply_data(g.added, path[depth:], value, self.foreign)
                     return
-            else:  # an array: a second structural change would shift indices, so redo one by one
-                if g is not None and (g.removed or g.added):
-                    raise Conflict
-                if _bad_index(seg, len(node.entries), last and value is not REMOVE):
+            else:
+                kept = len(node.entries) - len(g.removed)
+                if _bad_index(seg, kept + len(g.added), last and value is not REMOVE):
                     raise PatchError(f"path {list(path)!r}: no element {seg!r} in an array")
                 assert isinstance(seg, int)
-                idx = seg
-                if idx == len(node.entries):
-                    self.group(node, parent_multiline).added[0] = value
+                if seg >= kept:
+                    _apply_data(g.added, (seg - kept, *path[depth + 1 :]), value, self.foreign)
                     return
-            entry = node.entries[idx]
+                idx = _nth_kept(sorted(g.removed), seg) if g.removed else seg
+            target = node.entries[idx].node
             if last:
-                target = entry.node
-                if id(target) in self.touched or id(target) in self.replaced:
-                    raise Conflict
+                self.gone.add(id(target))
                 if value is REMOVE:
-                    self.replaced.add(id(target))
-                    self.group(node, parent_multiline).removed.add(idx)
-                elif not _same(target.value, value):
-                    self.replaced.add(id(target))
-                    ml = lay.multiline(node) and not lay.single_line_values(node)
-                    base = lay.indent_at(entry.start)
-                    text = lay.render(value, base, ml, lay.value_pad(node))
-                    self.edits.append((target.start, target.end, text))
+                    g.removed.add(idx)
+                    g.replaced.pop(idx, None)
+                else:
+                    g.replaced[idx] = value
+                    self.foreign.add(id(value))
+                return
+            if idx in g.replaced:  # inside a value this batch replaces: edit it as data
+                box = [g.replaced[idx]]
+                _apply_data(box, (0, *path[depth + 1 :]), value, self.foreign)
+                g.replaced[idx] = box[0]
                 return
             parent_multiline = lay.multiline(node)
-            node = entry.node
-
-    def plan_missing(self, node: Node, path: Path, value: Any, parent_multiline: bool) -> None:
-        """`path[0]` is not a key of `node`: add it (wrapping the value) or merge into an earlier add."""
-        g = self.groups.get(id(node))
-        key = path[0]
-        if g is None or key not in g.added:
-            if value is REMOVE:
-                return
-            for seg in reversed(path[1:]):
-                value = {seg: value}
-                self.wrappers.add(id(value))
-            self.group(node, parent_multiline).added[key] = value
-            return
-        holder: Any = g.added
-        for seg in path[:-1]:
-            nxt = holder.get(seg)
-            if nxt is None:
-                if value is REMOVE:
-                    return
-                nxt = holder[seg] = {}
-                self.wrappers.add(id(nxt))
-            elif id(nxt) not in self.wrappers:
-                raise Conflict  # editing inside a value the caller gave: keep their object intact
-            holder = nxt
-        if value is REMOVE:
-            holder.pop(path[-1], None)
-        else:
-            holder[path[-1]] = value
+            above.append(id(node))
+            node = target
 
     def run(self, changes: Sequence[tuple[Path, Any]]) -> str:
         for path, value in changes:
             self.plan(path, value)
-        emitter = Emitter(self.text, self.lay, self.edits)
+        lay, edits = self.lay, []
+        if self.whole:
+            root = self.root
+            if not _same(root.value, self.whole[0]):
+                text = lay.render(self.whole[0], lay.indent_at(root.start), not lay.one_line)
+                edits.append((root.start, root.end, text))
+            return apply_edits(self.text, edits)
+        emitter = Emitter(self.text, lay, edits)
         for g in self.groups.values():
+            if id(g.node) in self.gone or any(a in self.gone for a in g.above):
+                continue  # a change replaced or removed this container after editing inside it
+            node = g.node
+            for idx, new in g.replaced.items():
+                entry = node.entries[idx]
+                if _same(entry.node.value, new):
+                    continue
+                ml = lay.multiline(node) and not lay.single_line_values(node)
+                text = lay.render(new, lay.indent_at(entry.start), ml, lay.value_pad(node))
+                edits.append((entry.node.start, entry.node.end, text))
             if g.removed or g.added:
                 emitter.emit(g)
-        return apply_edits(self.text, self.edits)
+        return apply_edits(self.text, edits)
 
-def _verify(result: str, expected: Any) -> None:
+
+def _verify(result: str, expected: Any, changes: Sequence[tuple[Path, Any]]) -> None:
+    """The patched text must parse to exactly `expected`, in linear time.
+
+    Edits land only in the containers on the changes' paths, so those are read key by key (a
+    repeated key is an error there); elsewhere the text is the original's, already checked, or
+    values rendered from data, which cannot repeat a key.
+    The whole document is compared with ==, at C speed: that catches any value that differs
+    except in key order and in 1 / 1.0 / True. Those two can only differ where text was edited,
+    which is on the changes' paths: there the key order of each container walked through is
+    compared (once per container), and each value written is compared strictly.
+    """
     try:
-        got = parse(result)
+        got = span_tree(result, (p for p, _ in changes), trusted_off_paths=True).root.value
     except JsoncError as exc:
         raise PatchError(f"the patched text does not parse ({exc}); nothing was changed") from None
-    if not _same(got, expected):
-        raise PatchError("the patched text does not hold the intended data; nothing was changed")
+    bad = PatchError("the patched text does not hold the intended data; nothing was changed")
+    if got != expected:
+        raise bad
+    seen: set[int] = set()
+    for path, _value in changes:
+        a, b = got, expected
+        for seg in path:
+            if isinstance(b, dict) and id(b) not in seen:
+                seen.add(id(b))
+                if not isinstance(a, dict) or list(a) != list(b):
+                    raise bad
+            inside = seg in b if isinstance(b, dict) else (
+                isinstance(b, list) and isinstance(seg, int) and 0 <= seg < len(b))
+            if inside:
+                a, b = a[seg], b[seg]
+            else:
+                break  # removed, or replaced by a later change: the container above was compared
+        else:
+            if not _same(a, b):
+                raise bad
 
 
 def modify_many(text: str, changes: Sequence[tuple[Path, Any]]) -> str:
     """Apply set/REMOVE changes, all computed against `text`, in order; verify the result once.
 
     Raises JsoncError if `text` is not valid JSONC, PatchError if a path is impossible or the
-    result does not parse back to the intended data (then nothing is returned).
+    result does not parse back to the intended data (then nothing is returned). Costs O(size of
+    the text + size of the changes): one read of the text, one walk per change, one verification.
     """
-    tree = parse_tree(text)
     changes = [(tuple(p), v) for p, v in changes]
+    tree = span_tree(text, (p for p, _ in changes))
     try:
-        try:
-            result = _Batch(text, tree).run(changes)
-        except Conflict:
-            result = text
-            for change in changes:
-                try:
-                    result = _Batch(result, parse_tree(result)).run([change])
-                except (Conflict, JsoncError) as exc:
-                    where = list(change[0])
-                    raise PatchError(f"cannot apply the change at {where!r}: {exc}") from None
+        result = _Batch(text, tree).run(changes)
     except (TypeError, ValueError) as exc:
         raise PatchError(f"value cannot be written as JSON: {exc}") from None
-    expected: Any = tree.value  # the tree is not used any more: its data becomes the expectation
+    expected: Any = tree.root.value  # the tree is not used any more: its data becomes the expectation
     foreign: set[int] = set()
     for path, value in changes:
         expected = _apply_data(expected, path, value, foreign)
-    _verify(result, expected)
+    _verify(result, expected, changes)
     return result
 
 

@@ -10,20 +10,19 @@ from syncd.jsonc.parser import Node
 Edit = tuple[int, int, str]  # (start, end, new text), offsets into the original text
 
 
-class Conflict(Exception):
-    """Two changes touch overlapping text; the batch is redone one change at a time."""
-
-
 class Group:
-    """What happens to one container: entries removed and new entries appended (in order)."""
+    """What happens to one container: entries removed, values replaced, new entries appended."""
 
-    __slots__ = ("node", "parent_multiline", "removed", "added")
+    __slots__ = ("node", "parent_multiline", "removed", "replaced", "added", "above")
 
-    def __init__(self, node: Node, parent_multiline: bool) -> None:
+    def __init__(self, node: Node, parent_multiline: bool, above: tuple[int, ...]) -> None:
         self.node = node
         self.parent_multiline = parent_multiline
         self.removed: set[int] = set()
-        self.added: dict[Any, Any] = {}  # object: key -> value; array: 0, 1, ... -> value
+        self.replaced: dict[int, Any] = {}  # entry index -> its new value
+        # appended, in order: object key -> value, or array values
+        self.added: dict[str, Any] | list[Any] = {} if node.kind == "object" else []
+        self.above = above  # ids of the containers on the way down to this one
 
 
 class Emitter:
@@ -37,14 +36,14 @@ class Emitter:
     def items(self, g: Group, base: str, multiline: bool) -> list[str]:
         lay = self.lay
         pad = lay.value_pad(g.node)
-        if g.node.kind == "array":
-            return [lay.render(v, base, multiline, pad) for v in g.added.values()]
+        if isinstance(g.added, list):
+            return [lay.render(v, base, multiline, pad) for v in g.added]
         return [f"{render_key(k)}: {lay.render(v, base, multiline, pad)}" for k, v in g.added.items()]
 
     def emit(self, g: Group) -> None:
         node, lay, edits = g.node, self.lay, self.edits
         entries = node.entries
-        survivors = [i for i in range(len(entries)) if i not in g.removed]
+        kept = next((i for i in range(len(entries) - 1, -1, -1) if i not in g.removed), None)
         trailing = entries[-1].comma >= 0 if entries else lay.trailing_commas
         last_removed = bool(entries) and len(entries) - 1 in g.removed
         if lay.multiline(node):
@@ -53,17 +52,18 @@ class Emitter:
                 pos, hit = lay.trailing(e.node.end)
                 start = lay.line_start(e.start)
                 edits.append((start, pos + lay.break_len(pos) if hit else pos, ""))
-            if last_removed and not trailing and survivors and not g.added:
-                comma = entries[survivors[-1]].comma
+            if last_removed and not trailing and kept is not None and not g.added:
+                comma = entries[kept].comma
                 edits.append((comma, comma + 1, ""))
             if g.added:
-                self.append_lines(g, survivors, trailing)
+                self.append_lines(g, kept, trailing)
             return
-        self.inline_remove(g, survivors)
+        self.inline_remove(g)
         if g.added:
-            self.append_inline(g, survivors, trailing, last_removed)
+            self.append_inline(g, kept, trailing, last_removed)
 
-    def append_lines(self, g: Group, survivors: list[int], trailing: bool) -> None:
+    def append_lines(self, g: Group, kept: int | None, trailing: bool) -> None:
+        """Append after the last entry kept (`kept`), each new entry on its own line."""
         node, lay, t = g.node, self.lay, self.text
         entries = node.entries
         indent = lay.indent_at(entries[0].start) if entries else lay.indent_at(node.start) + lay.unit
@@ -71,8 +71,8 @@ class Emitter:
         items = self.items(g, indent, ml)
         n = len(items)
         commas = ["," if k < n - 1 or trailing else "" for k in range(n)]
-        if survivors:
-            p = entries[survivors[-1]]
+        if kept is not None:
+            p = entries[kept]
             if p.comma < 0:
                 self.edits.append((p.node.end, p.node.end, ","))
             body = "".join(lay.eol + indent + it + c for it, c in zip(items, commas, strict=True))
@@ -91,15 +91,15 @@ class Emitter:
                 q -= 1
             self.edits.append((q, close, lay.eol + lines + lay.indent_at(node.start)))
 
-    def inline_remove(self, g: Group, survivors: list[int]) -> None:
+    def inline_remove(self, g: Group) -> None:
+        """Delete each run of removed entries of a one-line container (only the runs are visited)."""
         entries, edits = g.node.entries, self.edits
-        i = 0
-        while i < len(entries):
-            if i not in g.removed:
-                i += 1
-                continue
-            j = i
-            while j + 1 < len(entries) and j + 1 in g.removed:
+        todo = sorted(g.removed)
+        k = 0
+        while k < len(todo):
+            i = j = todo[k]
+            while k + 1 < len(todo) and todo[k + 1] == j + 1:
+                k += 1
                 j += 1
             if j + 1 < len(entries):
                 edits.append((entries[i].start, entries[j + 1].start, ""))
@@ -109,17 +109,19 @@ class Emitter:
             else:
                 last = entries[j]
                 edits.append((entries[0].start, last.comma + 1 if last.comma >= 0 else last.node.end, ""))
-            i = j + 1
+            k += 1
 
-    def append_inline(self, g: Group, survivors: list[int], trailing: bool, last_removed: bool) -> None:
+    def append_inline(self, g: Group, kept: int | None, trailing: bool, last_removed: bool) -> None:
         node, lay, t = g.node, self.lay, self.text
         entries = node.entries
-        if survivors:
-            if trailing and last_removed:
-                raise Conflict
+        if kept is not None:
             items = self.items(g, "", False)
-            p = entries[survivors[-1]]
-            if trailing:
+            p = entries[kept]
+            if trailing and last_removed:
+                # the removed tail's comma stays as the survivor's: the new entries go after it
+                at = entries[-1].comma + 1
+                self.edits.append((at, at, " " + ", ".join(items) + ","))
+            elif trailing:
                 self.edits.append((p.comma + 1, p.comma + 1, " " + ", ".join(items) + ","))
             else:
                 self.edits.append((p.node.end, p.node.end, ", " + ", ".join(items)))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
+from bisect import bisect_right
+from collections import Counter, deque
 from typing import Any
 
 from syncd.jsonc.parser import Node
@@ -14,24 +15,29 @@ _INDENT = re.compile(r"[ \t]*")
 # spaces, tabs and block comments that stay on one line
 _SAME_LINE = re.compile(r"(?:[ \t]+|/\*(?:[^*\r\n]|\*(?!/))*\*/)*")
 _UNIT_SAMPLES = 64
+_UNIT_VISITS = 512
 
 
 class Layout:
     """Layout facts derived lazily from the original text; offsets are absolute."""
 
-    def __init__(self, text: str, root: Node) -> None:
+    def __init__(self, text: str, root: Node, trailing_commas: bool | None = None) -> None:
         self.text = text
         self.root = root
         m = _FIRST_BREAK.search(text)
         self.eol = m.group() if m else "\n"
         self.one_line = m is None
         self._unit: str | None = None
-        self._trailing_commas: bool | None = None
+        self._trailing_commas = trailing_commas
         self._multiline: dict[int, bool] = {}
+        self._line_starts: list[int] | None = None
 
     def line_start(self, pos: int) -> int:
-        t = self.text
-        return max(t.rfind("\n", 0, pos), t.rfind("\r", 0, pos)) + 1
+        """Start of the line holding `pos` (a binary search: a one-line file costs no rescans)."""
+        if self._line_starts is None:
+            self._line_starts = [0, *(m.end() for m in _FIRST_BREAK.finditer(self.text))]
+        starts = self._line_starts
+        return starts[bisect_right(starts, pos) - 1]
 
     def indent_at(self, pos: int) -> str:
         start = self.line_start(pos)
@@ -79,7 +85,7 @@ class Layout:
         t, seen = self.text, 0
         for e in node.entries[:32]:
             v = e.node
-            if v.kind != "scalar" and v.entries:
+            if v.kind != "scalar" and v.value:
                 if _FIRST_BREAK.search(t, v.start, v.end):
                     return False
                 seen += 1
@@ -87,20 +93,25 @@ class Layout:
 
     @property
     def unit(self) -> str:
-        """The most common indent step between a container's line and its first entry's line."""
+        """The most common indent step between a container's line and its first entry's line.
+
+        Breadth first from the root over at most _UNIT_VISITS containers, so a huge document of
+        one-line entries costs no more than a small one.
+        """
         if self._unit is None:
             counts: Counter[str] = Counter()
-            todo = [self.root]
-            while todo and sum(counts.values()) < _UNIT_SAMPLES:
-                node = todo.pop(0)
-                if node.kind == "scalar" or not node.entries:
+            todo, visits = deque([self.root]), 0
+            while todo and visits < _UNIT_VISITS and sum(counts.values()) < _UNIT_SAMPLES:
+                node = todo.popleft()
+                if node.kind == "scalar" or not node.value:
                     continue
+                visits += 1
                 first = node.entries[0].start
                 if self.first_on_line(first):
                     outer, inner = self.indent_at(node.start), self.indent_at(first)
                     if len(inner) > len(outer) and inner.startswith(outer):
                         counts[inner[len(outer) :]] += 1
-                todo.extend(e.node for e in node.entries)
+                todo.extend(e.node for e in node.entries[:_UNIT_VISITS] if e.node.kind != "scalar")
             self._unit = counts.most_common(1)[0][0] if counts else "  "
         return self._unit
 
@@ -111,7 +122,7 @@ class Layout:
             found, todo = False, [self.root]
             while todo and not found:
                 node = todo.pop()
-                if node.entries:
+                if node.kind != "scalar" and node.value:
                     found = node.entries[-1].comma >= 0
                     todo.extend(e.node for e in node.entries)
             self._trailing_commas = found
@@ -126,7 +137,7 @@ class Layout:
         """Padding the entries' inline object values use: '{ "name": "A" }' gives ' '."""
         for e in node.entries[:32]:
             v = e.node
-            if v.kind == "object" and v.entries:
+            if v.kind == "object" and v.value:
                 return " " if self.text[v.start + 1] in " \t" else ""
         return " " if self.text[self.root.start + 1 : self.root.start + 2] in (" ", "\t") else ""
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from syncd.errors import SyncdError
-
-BOM = "\ufeff"
+from syncd.jsonc.clean import BOM, clean
 
 # Trivia (whitespace and comments) is consumed in front of every token, so the parser only ever
 # sees significant tokens; the editor re-reads trivia locally from the text when it needs it.
@@ -59,17 +58,49 @@ def _error(text: str, offset: int, msg: str) -> JsoncError:
 
 
 class Node:
-    """A value with its span [start, end); containers keep their entries, scalars their value."""
+    """A value with its span [start, end); containers keep their entries, scalars their value.
 
-    __slots__ = ("kind", "start", "end", "entries", "index", "value")
+    A container from `syncd.jsonc.spans` may leave its entries unread until first asked for
+    (`source` reads them then); the parser below fills them in as it goes.
+    """
 
-    def __init__(self, kind: str, start: int) -> None:
+    __slots__ = ("kind", "start", "end", "_entries", "_index", "value", "source")
+
+    def __init__(self, kind: str, start: int, source: Expander | None = None) -> None:
         self.kind = kind  # "object", "array" or "scalar"
         self.start = start
         self.end = start
-        self.entries: list[Entry] = []
-        self.index: dict[str, int] = {}
+        self._entries: list[Entry] | None = [] if source is None or kind == "scalar" else None
+        self._index: dict[str, int] = {}
         self.value: Any = None
+        self.source = source
+
+    def _read(self) -> list[Entry]:
+        if self._entries is None:
+            assert self.source is not None
+            self.source.expand(self)
+            assert self._entries is not None
+        return self._entries
+
+    @property
+    def entries(self) -> list[Entry]:
+        return self._read()
+
+    @property
+    def index(self) -> dict[str, int]:
+        """Position of each key among the entries (objects)."""
+        self._read()
+        return self._index
+
+    def fill(self, entries: list[Entry], index: dict[str, int]) -> None:
+        self._entries = entries
+        self._index = index
+
+
+class Expander(Protocol):
+    """Reads a container's entries on demand."""
+
+    def expand(self, node: Node) -> None: ...
 
 
 class Entry:
@@ -161,6 +192,7 @@ class _Parser:
 
     def obj(self, start: int) -> Node:
         node = Node("object", start)
+        entries, index = node.entries, node.index
         data: dict[str, Any] = {}
         toks, text = self.toks, self.text
         self.i += 1
@@ -182,8 +214,8 @@ class _Parser:
             self.i += 1
             child = self.value()
             entry = Entry(key, ks, child)
-            node.index[key] = len(node.entries)
-            node.entries.append(entry)
+            index[key] = len(entries)
+            entries.append(entry)
             data[key] = child.value
             tok = toks[self.i]
             if tok[0] == _PUNCT and text[tok[1]] == ",":
@@ -200,6 +232,7 @@ class _Parser:
 
     def arr(self, start: int) -> Node:
         node = Node("array", start)
+        entries = node.entries
         data: list[Any] = []
         toks, text = self.toks, self.text
         self.i += 1
@@ -209,7 +242,7 @@ class _Parser:
                 break
             child = self.value()
             entry = Entry(None, child.start, child)
-            node.entries.append(entry)
+            entries.append(entry)
             data.append(child.value)
             tok = toks[self.i]
             if tok[0] == _PUNCT and text[tok[1]] == ",":
@@ -233,31 +266,6 @@ def parse_tree(text: str) -> Node:
         raise JsoncError(1, 1, "nesting too deep") from None
 
 
-# Fast path: blank out comments (keeping strings intact), drop trailing commas that follow a value,
-# then let the C json decoder do the work. Anything it rejects is re-parsed by _Parser, which is the
-# authority and produces the error message.
-# Strings may span lines here so that a raw newline inside one stays inside it (and json rejects it).
-_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|//[^\n\r]*|/\*.*?\*/', re.S)
-_TRAILING_COMMA_OR_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|,(?=[ \t\n\r]*[}\]])', re.S)
-_VALUE_END = frozenset('"0123456789el}]')
-
-
-def _blank_comment(m: re.Match[str]) -> str:
-    s = m.group()
-    return s if s[0] == '"' else " " * len(s)
-
-
-def _drop_trailing_comma(m: re.Match[str]) -> str:
-    s = m.group()
-    if s != ",":
-        return s
-    text, i = m.string, m.start() - 1
-    while i >= 0 and text[i] in " \t\r\n":
-        i -= 1
-    # a comma right after '[', '{', ',' or ':' is an error, so leave it for json to reject
-    return " " if i >= 0 and text[i] in _VALUE_END else s
-
-
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -269,19 +277,24 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return d
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique, parse_constant=_no_constants)
+# Duplicate keys and NaN/Infinity are not JSONC; anything the decoder rejects goes to _Parser,
+# which is the authority and words the error.
+DECODER = json.JSONDecoder(object_pairs_hook=_unique, parse_constant=_no_constants)
+# For text syncd itself wrote (new values rendered from dicts, which cannot repeat a key): the
+# duplicate check is a Python call per object, a third of the decoding time of a large file.
+TRUSTED_DECODER = json.JSONDecoder(parse_constant=_no_constants)
 
 
 def parse(text: str) -> Any:
-    """The data of a JSONC document: dicts in file order, lists, str, int, float, bool, None."""
-    body = text[1:] if text.startswith(BOM) else text
-    fast = body
-    if "/" in fast:
-        fast = _COMMENT_OR_STRING.sub(_blank_comment, fast)
-    if "," in fast:
-        fast = _TRAILING_COMMA_OR_STRING.sub(_drop_trailing_comma, fast)
-    try:
-        return _DECODER.decode(fast)
-    except (ValueError, RecursionError):
-        pass
+    """The data of a JSONC document: dicts in file order, lists, str, int, float, bool, None.
+
+    Fast path: the same-length JSON of the text (comments and trailing commas blanked) through the
+    C decoder; a text it rejects is parsed again by _Parser for the error. Linear either way.
+    """
+    plain = clean(text)
+    if plain is not None:
+        try:
+            return DECODER.decode(plain.json)
+        except (ValueError, RecursionError):
+            pass
     return parse_tree(text).value
