@@ -17,7 +17,8 @@ _PIECE = re.compile(
 _TO_TRAILING = re.compile(r'(?:[^",]++|"(?:[^"\\\n\r]++|\\.)*+"|,(?![ \t\r\n]*+[}\]]))*+')
 _MAYBE_TRAILING = re.compile(r",[ \t\r\n]*+[}\]]")
 # Whitespace and complete comments (for the editor, on text known to be valid).
-_TRIVIA = re.compile(r"(?:[ \t\r\n]++|//[^\n\r]*+|/\*(?:[^*]++|\*(?!/))*+\*/)*+")
+TRIVIA = r"(?:[ \t\r\n]++|//[^\n\r]*+|/\*(?:[^*]++|\*(?!/))*+\*/)*+"
+_TRIVIA = re.compile(TRIVIA)
 _VALUE_END = frozenset('"0123456789el}]')
 _WS = " \t\r\n"
 

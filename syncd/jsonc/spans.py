@@ -8,13 +8,20 @@ Text the fast route cannot judge goes to the full parser, which is the authority
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Sequence
-from json.decoder import JSONDecoder, scanstring  # type: ignore[attr-defined]  # public, untyped
 
-from syncd.jsonc.clean import BOM, clean, skip_trivia
+from syncd.jsonc.clean import BOM, TRIVIA, clean, skip_trivia
 from syncd.jsonc.parser import DECODER, TRUSTED_DECODER, Entry, Node, parse_tree
 
 Trie = dict[str | int, "Trie"]
+
+
+# A key (group 1: its text between the quotes; no control characters), the colon, and the trivia
+# around it; and what may follow a value: trivia, a comma (group 1) and trivia.
+_KEY = re.compile(rf'"((?:[^"\\\x00-\x1f]++|\\.)*+)"{TRIVIA}:{TRIVIA}')
+_AFTER = re.compile(rf"{TRIVIA}(?:(,){TRIVIA})?")
 
 
 class _Unsure(Exception):
@@ -43,10 +50,11 @@ class SpanTree:
 class _Reader:
     """Reads containers of one text, against the same-length JSON of it."""
 
-    def __init__(self, text: str, plain: str, decoder: JSONDecoder) -> None:
+    def __init__(self, text: str, plain: str, trusted_off_paths: bool) -> None:
         self.text = text
         self.plain = plain
-        self.decode = decoder.raw_decode
+        self.trusted = trusted_off_paths
+        self.decode = (TRUSTED_DECODER if trusted_off_paths else DECODER).raw_decode
 
     def expand(self, node: Node) -> None:
         """Entries of a container that was skipped when the tree was built (asked for later)."""
@@ -59,11 +67,14 @@ class _Reader:
     def value_at(self, start: int, trie: Trie | None) -> Node:
         text = self.text
         ch = text[start]
-        if trie is not None and ch in "{[":
+        if trie is not None and (ch == "{" or ch == "[" and not self.trusted):
             node = Node("object" if ch == "{" else "array", start, self)
             self.read(node, trie)
             return node
-        value, end = self.decode(self.plain, start)
+        # an array on the paths can gain no key of its own: decoding it with the key check is
+        # cheaper than reading it element by element
+        decode = DECODER.raw_decode if trie is not None else self.decode
+        value, end = decode(self.plain, start)
         node = Node("object" if ch == "{" else "array" if ch == "[" else "scalar", start, self)
         node.end, node.value = end, value
         return node
@@ -76,18 +87,19 @@ class _Reader:
         entries: list[Entry] = []
         index: dict[str, int] = {}
         pos = skip_trivia(text, node.start + 1)
+        key_at, after = _KEY.match, _AFTER.match
         while text[pos] != close:
             key: str | None = None
             if is_obj:
-                if text[pos] != '"':
+                m = key_at(text, pos)
+                if m is None:
                     raise _Unsure
-                key, p = scanstring(text, pos + 1, True)
+                key = m.group(1)
+                if "\\" in key:
+                    key = json.loads(text[pos : m.end(1) + 1])
                 if key in index:
                     raise _Unsure
-                p = skip_trivia(text, p)
-                if text[p] != ":":
-                    raise _Unsure
-                vstart = skip_trivia(text, p + 1)
+                vstart = m.end()
                 index[key] = len(entries)
                 sub = trie.get(key) if trie is not None else None
             else:
@@ -95,13 +107,12 @@ class _Reader:
                 sub = trie.get(len(entries)) if trie is not None else None
             entry = Entry(key, pos, self.value_at(vstart, sub))
             entries.append(entry)
-            p = skip_trivia(text, entry.node.end)
-            if text[p] == ",":
-                entry.comma = p
-                pos = skip_trivia(text, p + 1)
-            elif text[p] == close:
-                pos = p
-            else:
+            m = after(text, entry.node.end)
+            pos = m.end()  # type: ignore[union-attr]  # it matches the empty string
+            comma = m.start(1)  # type: ignore[union-attr]
+            if comma >= 0:
+                entry.comma = comma
+            elif text[pos] != close:
                 raise _Unsure
         node.end = pos + 1
         node.fill(entries, index)
@@ -122,7 +133,7 @@ def span_tree(
     """
     plain = clean(text)
     if plain is not None:
-        reader = _Reader(text, plain.json, TRUSTED_DECODER if trusted_off_paths else DECODER)
+        reader = _Reader(text, plain.json, trusted_off_paths)
         try:
             start = skip_trivia(text, 1 if text.startswith(BOM) else 0)
             root = reader.value_at(start, _trie(paths))
