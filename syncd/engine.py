@@ -7,19 +7,17 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from syncd import jsonc, paths
 from syncd.errors import StateError, SyncdError, TargetError
-from syncd.notify.events import Event, events_for_valid_target, events_from_report
 from syncd.providers.blocks import custom_providers
 from syncd.providers.catalog import Catalog, load_catalog_async
 from syncd.providers.discover import FetchCache, make_client
 from syncd.report import TargetReport
 from syncd.settings import Settings, load_settings
-from syncd.sync import revalidate
 from syncd.sync.cycle import Planner, choose, fetch_blocks
 from syncd.sync.merged import references_outside
 from syncd.sync.outcome import failed_all, target_report
@@ -28,6 +26,9 @@ from syncd.sync.records import State, target_key
 from syncd.sync.state import load_state
 from syncd.sync.store import atomic_write_bytes, read_target
 from syncd.sync.targets import JobSpec, provider_jobs, resolve_targets
+
+if TYPE_CHECKING:
+    from syncd.notify.events import Event
 
 CACHE_NAME = "fetch-cache.json"
 CATALOG_MAX_AGE = 86400.0
@@ -52,6 +53,7 @@ class Engine:
         self._own_client = client is None
         self._clock = clock
         self._state_dir = paths.state_dir()
+        self._cache_on_disk: bytes | None = None
         self._cache = self._load_cache()
         self._catalog: Catalog | None = None
         self._catalog_at = 0.0
@@ -170,7 +172,10 @@ class Engine:
         report = target_report(path, fetched, planner.plans, skipped, before, result.old_text,
                                result.new_text if result.changed else None)
         self._valid_again(target)
-        await self._emit(events_from_report(report, previous_failures=_failures(before, target)))
+        if self._notify is not None:  # events are composed only for someone to hear them
+            from syncd.notify.events import events_from_report
+
+            await self._emit(events_from_report(report, previous_failures=_failures(before, target)))
         return report
 
     # --- revalidation after a change on disk ----------------------------------------------------
@@ -179,7 +184,9 @@ class Engine:
         """Record hand deletions (tombstones) and warn about user-owned IDs the provider does not serve."""
         path = str(target)
         try:
-            report = revalidate.revalidate(target, self.settings, self._state_dir)
+            from syncd.sync.revalidate import revalidate  # the daemon's alone: `once` never loads it
+
+            report = revalidate(target, self.settings, self._state_dir)
         except jsonc.JsoncError as exc:
             return await self._invalid_target(TargetReport(path, error=f"{path}:{exc}"))
         except TargetError as exc:
@@ -194,11 +201,16 @@ class Engine:
         key = target_key(report.path)
         if self._invalid.get(key) != report.error:
             self._invalid[key] = report.error or ""
-            await self._emit(events_from_report(report))
+            if self._notify is not None:
+                from syncd.notify.events import events_from_report
+
+                await self._emit(events_from_report(report))
         return report
 
     def _valid_again(self, target: Path) -> None:
-        if self._invalid.pop(target_key(target), None) is not None:
+        if self._invalid.pop(target_key(target), None) is not None and self._notify is not None:
+            from syncd.notify.events import events_for_valid_target
+
             self._pending.extend(events_for_valid_target(str(target)))
 
     async def _emit(self, events: Sequence[Event]) -> None:
@@ -228,15 +240,21 @@ class Engine:
 
     def _load_cache(self) -> FetchCache:
         try:
-            return FetchCache.from_json(json.loads((self._state_dir / CACHE_NAME).read_bytes()))
+            raw = (self._state_dir / CACHE_NAME).read_bytes()
+            cache = FetchCache.from_json(json.loads(raw))
         except (OSError, ValueError):
             return FetchCache()
+        self._cache_on_disk = raw
+        return cache
 
     def _save_cache(self) -> None:
         data = json.dumps(self._cache.to_json()).encode()
+        if data == self._cache_on_disk:
+            return  # unchanged: a no-op run writes (and fsyncs) nothing
         try:
             self._state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             atomic_write_bytes(self._state_dir / CACHE_NAME, data, mode=0o600)
+            self._cache_on_disk = data
         except OSError:
             pass  # a cache that cannot be saved is rebuilt next time
 

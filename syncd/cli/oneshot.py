@@ -6,28 +6,23 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from syncd import jsonc, paths
 from syncd.engine import Engine
 from syncd.errors import SyncdError, UsageError
-from syncd.notify.config import NotifyConfig
-from syncd.notify.sinks import Notifier
 from syncd.providers.blocks import custom_providers
-from syncd.providers.detect import add_blocks, free_id, probe_runtimes, provider_block, unclaimed
 from syncd.report import TargetReport
-from syncd.settings import Settings, load_settings
-from syncd.sync.locks import target_lock
-from syncd.sync.plan import restore
-from syncd.sync.state import load_state, save_state, state_file
-from syncd.sync.store import read_target, write_target
-from syncd.sync.targets import global_target, resolve_targets
+from syncd.settings import load_settings
+from syncd.sync.store import read_target
+
+# Detection, notification sinks and the restore/add machinery load when used: a no-op `syncd once`
+# should cost little more than its imports (issue 15).
+if TYPE_CHECKING:
+    from syncd.notify.events import Event
+    from syncd.notify.sinks import Notifier
 
 PROVIDER_ID = re.compile(r"^[0-9a-z-]+$")
-
-
-def notify_config(settings: Settings, enabled: bool = True) -> NotifyConfig:
-    """The notification sinks the settings ask for (none when `enabled` is False)."""
-    return settings.notify if enabled else NotifyConfig.off()
 
 
 async def run_once(
@@ -43,8 +38,16 @@ async def run_once(
 
     configure_logging("console", -3, sys.stderr)  # events go to sinks; the CLI prints the summary
     settings = load_settings()
-    notifier = Notifier(notify_config(settings, notify))
-    engine = Engine(settings, cli_configs=cli_configs, notify=notifier.notify)
+    notifier: list[Notifier] = []  # built with the first batch: most runs have nothing to say
+
+    async def send(events: Sequence[Event]) -> None:
+        if not notifier:
+            from syncd.notify.sinks import Notifier
+
+            notifier.append(Notifier(settings.notify))
+        await notifier[0].notify(events)
+
+    engine = Engine(settings, cli_configs=cli_configs, notify=send if notify else None)
     notes: list[str] = []
     try:
         if detect and settings.detect and not cli_configs and not settings.configs:
@@ -52,12 +55,17 @@ async def run_once(
         reports = await engine.sync_all(provider_ids, dry_run=dry_run)
     finally:
         await engine.aclose()
-        await notifier.aclose()
+        if notifier:
+            await notifier[0].aclose()
     return reports, notes
 
 
 async def detect_runtimes(engine: Engine, *, dry_run: bool = False) -> list[str]:
     """Add a provider block to the global target for each local runtime none points at (§4.9)."""
+    from syncd.providers.detect import add_blocks, free_id, probe_runtimes, provider_block, unclaimed
+    from syncd.sync.store import write_target
+    from syncd.sync.targets import global_target
+
     target = global_target()
     found = await probe_runtimes(await engine.http())
     if not found:
@@ -97,6 +105,10 @@ async def add_provider(
     dry_run: bool = False,
 ) -> TargetReport:
     """`syncd add`: write a provider block, then sync it at once."""
+    from syncd.providers.detect import add_blocks, provider_block
+    from syncd.sync.store import write_target
+    from syncd.sync.targets import global_target
+
     if not PROVIDER_ID.match(pid):
         raise UsageError(f"provider id {pid!r}: use lowercase letters, digits and '-' only")
     if not re.match(r"^https?://[^\s/]+", base_url):
@@ -131,6 +143,11 @@ async def add_provider(
 
 def restore_model(ref: str, cli_configs: Sequence[str] | None = None) -> str:
     """`syncd restore PROVIDER/MODEL`: lift the tombstone in every target that has it."""
+    from syncd.sync.locks import target_lock
+    from syncd.sync.plan import restore
+    from syncd.sync.state import load_state, save_state, state_file
+    from syncd.sync.targets import resolve_targets
+
     pid, sep, model_id = ref.partition("/")
     if not sep or not pid or not model_id:
         raise UsageError(f"{ref!r}: expected PROVIDER/MODEL, e.g. ollama/qwen3-coder:30b")

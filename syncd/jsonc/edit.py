@@ -8,28 +8,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from syncd.errors import PatchError
+from syncd.jsonc import REMOVE
 from syncd.jsonc.emit import Edit, Emitter, Group
 from syncd.jsonc.layout import Layout
 from syncd.jsonc.parser import JsoncError, Node
 from syncd.jsonc.spans import SpanTree, span_tree
 
 Path = Sequence[str | int]
-
-
-class _Remove:
-    _instance: _Remove | None = None
-
-    def __new__(cls) -> _Remove:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "REMOVE"
-
-
-REMOVE: Any = _Remove()
-"""Pass as the value to delete the member or element at the path."""
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -281,8 +266,3 @@ def modify_many(text: str, changes: Sequence[tuple[Path, Any]]) -> str:
         expected = _apply_data(expected, path, value, foreign)
     _verify(result, expected, changes)
     return result
-
-
-def modify(text: str, path: Path, value: Any) -> str:
-    """Set the value at `path` (keys and indices), or delete it when `value` is REMOVE."""
-    return modify_many(text, [(path, value)])

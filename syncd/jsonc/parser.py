@@ -4,26 +4,35 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cache
 from typing import Any, Protocol
 
 from syncd.errors import SyncdError
 from syncd.jsonc.clean import BOM, clean
 
-# Trivia (whitespace and comments) is consumed in front of every token, so the parser only ever
-# sees significant tokens; the editor re-reads trivia locally from the text when it needs it.
-_TOKEN = re.compile(
-    r"""(?:[ \t\n\r]+|//[^\n\r]*|/\*.*?\*/)*
-    (?:
-      ([{}\[\]:,])                                                   # 1 punctuation
-    | ("(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*")      # 2 string
-    | (-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)          # 3 number
-    | (true|false|null)(?![A-Za-z0-9_$])                             # 4 keyword
-    | (/\*)                                                          # 5 unterminated comment
-    | (.)                                                            # 6 anything else
-    | \Z                                                             # end of text
-    )""",
-    re.S | re.X,
-)
+
+@cache
+def _token_re() -> re.Pattern[str]:
+    """Compiled on first use: the C decoder reads every valid text, so most runs never need it.
+
+    Trivia (whitespace and comments) is consumed in front of every token, so the parser only
+    ever sees significant tokens; the editor re-reads trivia locally from the text when needed.
+    """
+    return re.compile(
+        r"""(?:[ \t\n\r]+|//[^\n\r]*|/\*.*?\*/)*
+        (?:
+          ([{}\[\]:,])                                                   # 1 punctuation
+        | ("(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*")      # 2 string
+        | (-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)          # 3 number
+        | (true|false|null)(?![A-Za-z0-9_$])                             # 4 keyword
+        | (/\*)                                                          # 5 unterminated comment
+        | (.)                                                            # 6 anything else
+        | \Z                                                             # end of text
+        )""",
+        re.S | re.X,
+    )
+
+
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _KEYWORDS: dict[str, Any] = {"true": True, "false": False, "null": None}
 _EOF = 0
@@ -134,7 +143,7 @@ class _Parser:
         self.text = text
         self.toks: list[tuple[int, int, int]] = []
         start = 1 if text.startswith(BOM) else 0
-        for m in _TOKEN.finditer(text, start):
+        for m in _token_re().finditer(text, start):
             k = m.lastindex or _EOF
             self.toks.append((k, m.start(k) if k else m.start(), m.end()))
             if k in (_EOF, _OPEN_COMMENT, _BAD):
