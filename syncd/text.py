@@ -49,7 +49,12 @@ def codepoint(char: str) -> str:
     return f"U+{ord(char):04X}"
 
 
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def _escaped(char: str) -> str:
+    if char in _SHORT:
+        return _SHORT[char]
     code = ord(char)
     if code < 0x100:
         return f"\\x{code:02x}"
