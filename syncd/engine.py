@@ -12,15 +12,24 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from syncd import jsonc, paths
-from syncd.errors import StateError, SyncdError, TargetError
+from syncd.errors import StateError, SyncdError, TargetError, TargetParseError
 from syncd.providers.blocks import custom_providers
 from syncd.providers.catalog import Catalog, load_catalog_async
 from syncd.providers.discover import FetchCache, make_client
-from syncd.report import TargetReport
+from syncd.report import ProviderReport, TargetReport
 from syncd.settings import Settings, load_settings
 from syncd.sync.cycle import Planner, choose, fetch_blocks
 from syncd.sync.merged import references_outside
 from syncd.sync.outcome import failed_all, target_report
+from syncd.sync.overlay import (
+    LayeredPlanner,
+    Layout,
+    layered_report,
+    layout_for,
+    own_targets,
+    preview_layered,
+    write_layered,
+)
 from syncd.sync.record import write_planned
 from syncd.sync.records import State, target_key
 from syncd.sync.state import load_state
@@ -63,12 +72,22 @@ class Engine:
     # --- what there is to do ------------------------------------------------------------------
 
     def targets(self) -> list[Path]:
-        return resolve_targets(self._cli_configs, self.settings.configs)
+        return own_targets(resolve_targets(self._cli_configs, self.settings.configs), self.layout)
+
+    def layout(self, target: Path) -> Layout:
+        """Where `target`'s models are written: in place, or an overlay file (DESIGN §4.5)."""
+        try:
+            recorded = load_state().target(target).overlay
+        except StateError:
+            recorded = None
+        return layout_for(target, self.settings, recorded)
 
     def watched_files(self) -> list[Path]:
         from syncd.paths import opencode_auth_file, opencode_config_dir, settings_file
 
-        files = self.targets() + [settings_file(), opencode_auth_file()]
+        targets = self.targets()
+        overlays = [f for t in targets for f in self.layout(t).files[1:]]
+        files = targets + overlays + [settings_file(), opencode_auth_file()]
         if not self._cli_configs and not self.settings.configs:
             # a global file that does not exist yet is a target as soon as it appears
             files += [opencode_config_dir() / n for n in paths.OPENCODE_GLOBAL_NAMES]
@@ -143,6 +162,9 @@ class Engine:
         except TargetError as exc:
             return TargetReport(path, error=str(exc))
         chosen, skipped = choose(custom_providers(data), provider_ids, self.settings)
+        layout = self.layout(target)
+        if layout.error is not None:
+            return await self._invalid_target(TargetReport(path, error=layout.error))
         client = await self.http()
         catalog = await self._catalog_now(client)
         fetched = await fetch_blocks(target, chosen, self.settings, client, self._cache, catalog)
@@ -150,6 +172,11 @@ class Engine:
             before = load_state()
         except StateError as exc:
             return TargetReport(path, error=str(exc))
+        if layout.layered:
+            layered = LayeredPlanner(target, fetched, self.settings, catalog, layout=layout,
+                                     target_text=text if diff_base is not None else None)
+            return await self._sync_layered(layered, skipped, before, dry_run=dry_run,
+                                            diff_base=diff_base)
 
         planner = Planner(target, fetched, self.settings, catalog, references_outside(target))
         try:
@@ -178,10 +205,45 @@ class Engine:
             await self._emit(events_from_report(report, previous_failures=_failures(before, target)))
         return report
 
+    async def _sync_layered(self, planner: LayeredPlanner, skipped: list[ProviderReport], before: State,
+                            *, dry_run: bool, diff_base: str | None) -> TargetReport:
+        """The write step when the target's models live in (or move between) several files."""
+        path = str(planner.target)
+        try:
+            if dry_run:
+                files = await asyncio.to_thread(preview_layered, planner)
+            else:
+                files = await asyncio.to_thread(write_layered, planner, state_dir=self._state_dir,
+                                                clock=self._clock)
+        except TargetParseError as exc:  # the overlay (or the target) no longer parses: left alone
+            return await self._invalid_target(TargetReport(path, error=str(exc)))
+        except SyncdError as exc:
+            return TargetReport(path, error=str(exc), providers=failed_all(list(planner.fetched), exc))
+        report = layered_report(planner, files, skipped, before, with_diff=dry_run, diff_base=diff_base)
+        if not dry_run:
+            self._valid_again(planner.target)
+            if self._notify is not None:
+                from syncd.notify.events import events_from_report
+
+                await self._emit(events_from_report(report,
+                                                    previous_failures=_failures(before, planner.target)))
+        return report
+
     # --- revalidation after a change on disk ----------------------------------------------------
 
-    async def revalidate(self, target: Path) -> TargetReport:
-        """Record hand deletions (tombstones) and warn about user-owned IDs the provider does not serve."""
+    async def revalidate(self, changed: Path) -> TargetReport:
+        """Record hand deletions (tombstones) and warn about user-owned IDs the provider does not serve.
+
+        `changed` is a target, or an overlay: then every target whose models it holds.
+        """
+        owners = [t for t in self.targets() if changed in self.layout(t).files] or [changed]
+        reports = [await self._revalidate(t) for t in owners]
+        if len(reports) == 1:
+            return reports[0]
+        return TargetReport(str(changed), error=next((r.error for r in reports if r.error), None),
+                            providers=tuple(p for r in reports for p in r.providers))
+
+    async def _revalidate(self, target: Path) -> TargetReport:
         path = str(target)
         try:
             from syncd.sync.revalidate import revalidate  # the daemon's alone: `once` never loads it
@@ -189,6 +251,8 @@ class Engine:
             report = revalidate(target, self.settings, self._state_dir)
         except jsonc.JsoncError as exc:
             return await self._invalid_target(TargetReport(path, error=f"{path}:{exc}"))
+        except TargetParseError as exc:  # its overlay
+            return await self._invalid_target(TargetReport(path, error=str(exc)))
         except TargetError as exc:
             return TargetReport(path, error=str(exc))
         self._valid_again(target)

@@ -51,6 +51,8 @@ class TargetReport:
     error: str | None = None  # e.g. "/home/u/.config/opencode/opencode.json:12:5: expected ','"
     providers: tuple[ProviderReport, ...] = field(default=())
     diff: str = ""  # unified diff of the change (filled for --dry-run)
+    overlay: str | None = None  # the file holding syncd's models, when not the target itself
+    notes: tuple[str, ...] = ()  # what the user should hear once: a fallback to the overlay, moves
 
 
 def plural(n: int, noun: str, many: str | None = None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,14 @@ class WhitelistPolicy(StrEnum):
     AUTO = "auto"
     ALWAYS = "always"
     NEVER = "never"
+
+
+class WriteMode(StrEnum):
+    """Where syncd keeps its models: in the target itself, or in an overlay file OpenCode merges."""
+
+    AUTO = "auto"  # in place; the overlay only for a target syncd cannot write
+    IN_PLACE = "in-place"
+    OVERLAY = "overlay"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +84,14 @@ class ProviderPolicy:
     enabled: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class TargetPolicy:
+    """A `targets.<path>` block: how that target is written; None means "use the global value"."""
+
+    write: WriteMode | None = None
+    overlay: Path | None = None  # None: the default overlay of the target's folder, if any
+
+
 _NO_PROVIDERS: Mapping[str, ProviderOverrides] = MappingProxyType({})
 
 
@@ -98,6 +115,14 @@ class Settings:
     max_body: int = 32 * 1024 * 1024
     notify: NotifyConfig = NotifyConfig()
     providers: Mapping[str, ProviderOverrides] = field(default_factory=lambda: _NO_PROVIDERS)
+    write: WriteMode = WriteMode.AUTO
+    targets: Mapping[str, TargetPolicy] = field(default_factory=lambda: MappingProxyType({}))
+
+    def target_policy(self, target: Path) -> tuple[WriteMode, Path | None]:
+        """The write mode and named overlay of `target`, matched by its path or its real path."""
+        keys = (os.path.abspath(os.path.expanduser(target)), os.path.realpath(target))
+        o = next((self.targets[k] for k in keys if k in self.targets), TargetPolicy())
+        return o.write or self.write, o.overlay
 
     def policy(self, provider_id: str) -> ProviderPolicy:
         o = self.providers.get(provider_id, ProviderOverrides())
@@ -278,6 +303,27 @@ def _configs(path: KeyPath, raw: object) -> tuple[Path, ...]:
     return tuple(Path(s).expanduser() for s in _strs(path, raw))
 
 
+def _file(path: KeyPath, v: object) -> Path:
+    p = Path(_str(path, v)).expanduser()
+    if not p.is_absolute():
+        raise _Bad(path, f"expected an absolute path (or one starting with ~), got {v!r}")
+    return p
+
+
+_TARGET_SPEC: dict[str, Callable[[KeyPath, object], Any]] = {"write": _enum(WriteMode), "overlay": _file}
+
+
+def _targets(path: KeyPath, raw: object) -> Mapping[str, TargetPolicy]:
+    """`targets: {"~/path/opencode.json": {write, overlay}}`, keyed by absolute path."""
+    out: dict[str, TargetPolicy] = {}
+    for name, block in _object(path, raw).items():
+        key = os.path.abspath(_file((*path, name), name))
+        o = out[key] = TargetPolicy(**_fields((*path, name), block, _TARGET_SPEC))
+        if o.overlay is not None and os.path.abspath(o.overlay) == key:
+            raise _Bad((*path, name, "overlay"), "the overlay must be another file than the target")
+    return MappingProxyType(out)
+
+
 _SPEC: dict[str, Callable[[KeyPath, object], Any]] = {
     "configs": _configs,
     "detect": _bool,
@@ -297,6 +343,8 @@ _SPEC: dict[str, Callable[[KeyPath, object], Any]] = {
     "max_body": lambda p, v: _int(p, v, 1024),
     "notify": _notify,
     "providers": _providers,
+    "write": _enum(WriteMode),
+    "targets": _targets,
 }
 
 

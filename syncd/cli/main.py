@@ -218,11 +218,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from syncd import paths
     from syncd.cli import summary
     from syncd.daemon import schedule_file
+    from syncd.sync.overlay import overlay_homes
     from syncd.sync.state import load_state
 
     state = load_state()
     runs = schedule_file.read(paths.state_dir())
-    _out(summary.status_json(state, runs) if args.json else summary.format_status(state, runs))
+    homes = overlay_homes(state)
+    _out(summary.status_json(state, runs, homes) if args.json
+         else summary.format_status(state, runs, homes))
     return EXIT_OK
 
 

@@ -29,6 +29,11 @@ def _home(path: str) -> str:
     return "~" + path[len(home):] if home != "/" and path.startswith(home + os.sep) else path
 
 
+def _tilde(text: str) -> str:
+    home = os.path.expanduser("~")
+    return text.replace(home + os.sep, "~" + os.sep) if home != "/" else text
+
+
 def _fit(text: str, width: int = WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -75,6 +80,10 @@ def format_reports(reports: Sequence[TargetReport], *, dry_run: bool = False) ->
             continue
         verb = "would change" if dry_run else "changed"
         out.append(f"{_home(r.path)}{f'  ({verb})' if r.changed else ''}")
+        if r.overlay:
+            out.append(_fit(f"  syncd's models are in {_home(r.overlay)} (overlay)"))
+        for note in r.notes:
+            out += _wrapped(_tilde(note))
         if r.providers:
             out.append(_HEAD)
             for p in r.providers:
@@ -104,13 +113,15 @@ def _provider_json(p: ProviderReport) -> dict[str, Any]:
 
 
 def to_json(reports: Sequence[TargetReport]) -> str:
-    """DESIGN §5.2, exactly."""
+    """DESIGN §5.2, plus `overlay` (the file holding the target's models) when there is one."""
     doc = {
         "targets": [
             {
                 "path": r.path,
                 "changed": r.changed,
                 "error": r.error,
+                # only for a target whose models live in an overlay file (write mode "overlay")
+                **({"overlay": r.overlay} if r.overlay else {}),
                 "providers": [_provider_json(p) for p in r.providers],
             }
             for r in reports
@@ -119,13 +130,15 @@ def to_json(reports: Sequence[TargetReport]) -> str:
     return json.dumps(doc, ensure_ascii=False) + "\n"
 
 
-def _status_rows(state: State, next_runs: Mapping[str, Mapping[str, str]]) -> list[dict[str, Any]]:
+def _status_rows(state: State, next_runs: Mapping[str, Mapping[str, str]],
+                 homes: Mapping[str, str]) -> list[dict[str, Any]]:
     rows = []
     for target, ts in state.targets.items():
         for pid, ps in ts.providers.items():
             rows.append({
                 "next_run": next_runs.get(target, {}).get(pid),
                 "target": target,
+                "models_in": homes.get(target, target),  # the overlay file in write mode "overlay"
                 "provider": pid,
                 "kind": ps.kind,
                 "last_success": ps.last_success,
@@ -138,18 +151,25 @@ def _status_rows(state: State, next_runs: Mapping[str, Mapping[str, str]]) -> li
     return rows
 
 
-def status_json(state: State, next_runs: Mapping[str, Mapping[str, str]]) -> str:
-    """`syncd status --json`; `next_run` is null unless a daemon runs."""
-    return json.dumps({"providers": _status_rows(state, next_runs)}, ensure_ascii=False) + "\n"
+def status_json(state: State, next_runs: Mapping[str, Mapping[str, str]],
+                homes: Mapping[str, str] | None = None) -> str:
+    """`syncd status --json`; `next_run` is null unless a daemon runs; `homes` maps a target to the
+    overlay that holds its models."""
+    return json.dumps({"providers": _status_rows(state, next_runs, homes or {})},
+                      ensure_ascii=False) + "\n"
 
 
-def format_status(state: State, next_runs: Mapping[str, Mapping[str, str]]) -> str:
-    rows = _status_rows(state, next_runs)
+def format_status(state: State, next_runs: Mapping[str, Mapping[str, str]],
+                  homes: Mapping[str, str] | None = None) -> str:
+    homes = homes or {}
+    rows = _status_rows(state, next_runs, homes)
     if not rows:
         return "syncd has not synced anything yet: run `syncd once` (or install the service)\n"
     out: list[str] = []
     for target in dict.fromkeys(r["target"] for r in rows):
         out.append(_home(target))
+        if target in homes:
+            out.append(_fit(f"  syncd's models are in {_home(homes[target])} (overlay)"))
         for r in (r for r in rows if r["target"] == target):
             ok = (r["last_success"] or "never")[:16].replace("T", " ")
             line = (f"  {r['provider']:<16} ok {ok:<16} served {r['served']:>5} "

@@ -42,17 +42,13 @@ def target_report(
         plan = plans.get(f.pid)
         providers.append(provider_report(path, f, plan, before))
     changed = new_text is not None and new_text != old_text
-    diff = ""
-    if changed and with_diff and new_text is not None:
-        diff = "".join(
-            difflib.unified_diff(
-                old_text.splitlines(keepends=True),
-                new_text.splitlines(keepends=True),
-                fromfile=path,
-                tofile=path,
-            )
-        )
+    diff = unified_diff(path, old_text, new_text) if changed and with_diff and new_text is not None else ""
     return TargetReport(path, changed=changed, providers=tuple(providers + skipped), diff=diff)
+
+
+def unified_diff(path: str, old_text: str, new_text: str) -> str:
+    return "".join(difflib.unified_diff(old_text.splitlines(keepends=True),
+                                        new_text.splitlines(keepends=True), fromfile=path, tofile=path))
 
 def provider_report(
     path: str, f: Fetched, plan: ProviderPlan | None, before: State

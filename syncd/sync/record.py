@@ -14,9 +14,12 @@ from syncd.sync.store import WriteResult, sha256_bytes, write_target
 
 
 def write_planned(
-    target: Path, planner: Planner, *, state_dir: Path, clock: Callable[[], float]
+    target: Path, planner: Planner, *, state_dir: Path, clock: Callable[[], float],
+    file: Path | None = None,
 ) -> WriteResult:
-    """Patch `target` with `planner`'s plan for the text on disk; record the outcome in the state."""
+    """Patch `file` (default: `target`; else the overlay that holds the target's models) with
+    `planner`'s plan for the text on disk; record the outcome in the state."""
+    written = file or target
 
     def marked(text: str) -> str | None:
         new_text = planner(text)
@@ -25,8 +28,8 @@ def write_planned(
         return new_text
 
     return write_target(
-        target, marked, state_dir=state_dir,
-        after=lambda result: record(target, planner, result, state_dir, clock()),
+        written, marked, state_dir=state_dir,
+        after=lambda result: record(target, planner, result, state_dir, clock(), written),
     )
 
 
@@ -38,7 +41,8 @@ def mark_pending(target: Path, old_text: str, new_text: str, planner: Planner, s
         save_state(state.with_pending(target, sha256_bytes(new_text.encode("utf-8")), pending))
 
 
-def record(target: Path, planner: Planner, result: WriteResult, state_dir: Path, at: float) -> None:
+def record(target: Path, planner: Planner, result: WriteResult, state_dir: Path, at: float,
+           written: Path | None = None) -> None:
     """Save what this cycle learned; runs under the target lock, and takes the state lock."""
     now = datetime.fromtimestamp(at, UTC)
     with target_lock(state_file(), state_dir):
@@ -52,6 +56,6 @@ def record(target: Path, planner: Planner, result: WriteResult, state_dir: Path,
             else:
                 ps = ps.succeeded(now)
             state = state.with_provider(target, f.pid, ps)
-        if result.changed:
-            state = state.with_write(target, result.sha256, now)
+        if result.changed:  # keyed by the file written: the watcher skips syncd's own writes by it
+            state = state.with_write(written or target, result.sha256, now)
         save_state(state)

@@ -36,6 +36,7 @@ class TargetStateJSON(TypedDict, total=False):
     last_write_at: str | None
     pending_sha256: str
     pending: dict[str, ProviderStateJSON]
+    overlay: str
 
 
 class StateJSON(TypedDict):
@@ -82,6 +83,9 @@ class TargetState:
     # otherwise leave the models it wrote unknown (user-owned for ever) — see `State.settled`.
     pending_sha256: str | None = None
     pending: Mapping[str, ProviderState] = field(default_factory=_frozen)
+    # the overlay file that holds syncd's entries for this target (write mode "overlay"), or one
+    # they are still being moved out of; None: they live in the target itself
+    overlay: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,9 @@ class State:
         return self.with_target(target, replace(ts, providers=_frozen(providers),
                                                 pending_sha256=None, pending=_frozen()))
 
+    def with_overlay(self, target: str | Path, overlay: str | None) -> State:
+        return self.with_target(target, replace(self.target(target), overlay=overlay))
+
     def with_write(self, target: str | Path, sha256: str, at: datetime) -> State:
         ts = replace(self.target(target), last_write_sha256=sha256, last_write_at=at.isoformat())
         return self.with_target(target, ts)
@@ -164,6 +171,8 @@ def _target_to_json(ts: TargetState) -> TargetStateJSON:
     if ts.pending_sha256 is not None:
         out["pending_sha256"] = ts.pending_sha256
         out["pending"] = {pid: _provider_to_json(ps) for pid, ps in sorted(ts.pending.items())}
+    if ts.overlay is not None:
+        out["overlay"] = ts.overlay
     return out
 
 
@@ -226,5 +235,6 @@ def from_json(doc: Mapping[str, Any]) -> State:
             pending_sha256=_opt_str(t.get("pending_sha256"), "pending_sha256"),
             pending=_frozen({pid: _provider_from_json(p, f"{path}: pending {pid}")
                              for pid, p in _want(t.get("pending", {}), dict, "pending").items()}),
+            overlay=_opt_str(t.get("overlay"), "overlay"),
         )
     return State(targets=_frozen(targets))

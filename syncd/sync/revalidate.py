@@ -8,8 +8,10 @@ from syncd import jsonc
 from syncd.providers.blocks import custom_providers, models_of
 from syncd.report import ProviderReport, Status, TargetReport
 from syncd.settings import Settings
+from syncd.sync.layers import merged_block, merged_top
 from syncd.sync.locks import target_lock
 from syncd.sync.outcome import unserved_warnings
+from syncd.sync.overlay import layered_view
 from syncd.sync.plan import plan_provider, protected_models
 from syncd.sync.state import load_state, save_state, state_file
 from syncd.sync.store import read_target
@@ -18,22 +20,27 @@ from syncd.sync.store import read_target
 def revalidate(target: Path, settings: Settings, state_dir: Path) -> TargetReport:
     """Plan every provider of `target` without a fetch and keep what that learns.
 
-    Raises TargetError when the file cannot be read and JsoncError when it does not parse.
+    Raises TargetError when a file cannot be read, JsoncError when the target does not parse and
+    TargetParseError when its overlay does not.
     """
     snap = read_target(target)
     data = jsonc.parse(snap.text)
     reports: list[ProviderReport] = []
     with target_lock(state_file(), state_dir):
-        state = load_state().settled(target, snap.sha256)
+        state = load_state()
+        # what OpenCode merges: the target and the overlay that may hold syncd's models
+        layers, home_sha256 = layered_view(target, settings, state, snap.text)
+        state = state.settled(target, home_sha256)
         for pid, block in custom_providers(data).items():
             ps = state.provider(target, pid)
+            view = merged_block(layers, pid, block)
             plan = plan_provider(
-                current=models_of(block), fetched=None, state=ps,
-                policy=settings.policy(pid), protected=protected_models(data, pid),
-                catalog_has_provider=False, block=block,
+                current=models_of(view), fetched=None, state=ps,
+                policy=settings.policy(pid), protected=protected_models(merged_top(layers), pid),
+                catalog_has_provider=False, block=view,
             )
             state = state.with_provider(target, pid, plan.state)
-            warnings = unserved_warnings(models_of(block) or {}, plan.state)
+            warnings = unserved_warnings(models_of(view) or {}, plan.state)
             reports.append(ProviderReport(pid, Status.OK, kind=ps.kind, served=ps.served,
                                           tombstoned=plan.tombstoned, warnings=warnings))
         save_state(state)

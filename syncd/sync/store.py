@@ -226,6 +226,12 @@ def _read_only_reason(snap: Snapshot) -> str | None:
     return None
 
 
+def unwritable_reason(path: Path) -> str | None:
+    """Why syncd could not replace `path` (a read-only file or folder, a link into a read-only
+    tree such as the Nix store), or None when it could; a missing file is judged by its folder."""
+    return _read_only_reason(read_target(path))
+
+
 def _os_failure(path: Path, exc: OSError) -> TargetError:
     if exc.errno in _READ_ONLY_ERRNOS:
         return TargetError(str(path), f"is read-only: {_reason(exc)}; syncd cannot update it")
