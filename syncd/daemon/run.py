@@ -195,6 +195,8 @@ class Daemon:
             log.exception("cycle failed", target=str(target))
             report = TargetReport(path=str(target), error=f"internal error: {type(e).__name__}")
         self._note_target_error(target, report)
+        for note in report.notes:  # e.g. a read-only target now written through its overlay
+            log.warning(note, target=str(target))
         self._jobs.ran(target, provider_ids, report)
         if self._ready and not self._stop.is_set():
             self._notify(f"STATUS={self._jobs.status()}")

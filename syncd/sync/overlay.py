@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from syncd import jsonc
-from syncd.errors import SettingsError, SyncdError, TargetError, TargetParseError
+from syncd.errors import SyncdError, TargetError, TargetParseError
 from syncd.model import FetchResult
 from syncd.paths import opencode_config_dir
 from syncd.providers.blocks import custom_providers, models_of
 from syncd.report import ProviderReport, TargetReport
-from syncd.settings import Settings, WriteMode, load_settings
+from syncd.settings import Settings, WriteMode
 from syncd.sync.cycle import Planner
 from syncd.sync.layers import (
     Layers,
@@ -284,7 +284,8 @@ def _settle(planner: LayeredPlanner, written: Mapping[Path, str], state_dir: Pat
             # back in place: the old overlay is still read with the target while it holds entries
             # for its providers (the user's own, or syncd's not yet moved), so none is added twice
             overlay = layout.files[1]
-        save_state(state.with_overlay(planner.target, None if overlay is None else str(overlay)))
+        recorded = None if overlay is None else str(overlay)
+        save_state(state.with_overlay(planner.target, recorded, home=layout.overlay is not None))
 
 
 def _forget_orphans(state: State, target: Path, layers: Layers | None) -> State:
@@ -349,17 +350,6 @@ def layered_report(planner: LayeredPlanner, files: Sequence[FileChange], skipped
                    overlay=None if layout.overlay is None else str(layout.overlay))
 
 
-def overlay_homes(state: State, settings: Settings | None = None) -> dict[str, str]:
-    """Target -> the overlay file that holds its models now, for the targets that have one."""
-    if settings is None:
-        try:
-            settings = load_settings()
-        except SettingsError:
-            settings = Settings()
-    out: dict[str, str] = {}
-    for key, ts in state.targets.items():
-        if ts.providers:
-            home = layout_for(Path(key), settings, ts.overlay).overlay
-            if home is not None:
-                out[key] = str(home)
-    return out
+def overlay_homes(state: State) -> dict[str, str]:
+    """Target -> the overlay file that held its models after its last cycle, when one did."""
+    return {key: ts.overlay for key, ts in state.targets.items() if ts.overlay and ts.in_overlay}

@@ -37,6 +37,7 @@ class TargetStateJSON(TypedDict, total=False):
     pending_sha256: str
     pending: dict[str, ProviderStateJSON]
     overlay: str
+    in_overlay: bool
 
 
 class StateJSON(TypedDict):
@@ -83,9 +84,10 @@ class TargetState:
     # otherwise leave the models it wrote unknown (user-owned for ever) — see `State.settled`.
     pending_sha256: str | None = None
     pending: Mapping[str, ProviderState] = field(default_factory=_frozen)
-    # the overlay file that holds syncd's entries for this target (write mode "overlay"), or one
-    # they are still being moved out of; None: they live in the target itself
+    # the overlay file read with this target: it holds syncd's entries (`in_overlay`, write mode
+    # "overlay"), or the user's (or syncd's not yet moved back) after a switch to "in-place"
     overlay: str | None = None
+    in_overlay: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,8 +132,9 @@ class State:
         return self.with_target(target, replace(ts, providers=_frozen(providers),
                                                 pending_sha256=None, pending=_frozen()))
 
-    def with_overlay(self, target: str | Path, overlay: str | None) -> State:
-        return self.with_target(target, replace(self.target(target), overlay=overlay))
+    def with_overlay(self, target: str | Path, overlay: str | None, home: bool) -> State:
+        ts = replace(self.target(target), overlay=overlay, in_overlay=home and overlay is not None)
+        return self.with_target(target, ts)
 
     def with_write(self, target: str | Path, sha256: str, at: datetime) -> State:
         ts = replace(self.target(target), last_write_sha256=sha256, last_write_at=at.isoformat())
@@ -173,6 +176,7 @@ def _target_to_json(ts: TargetState) -> TargetStateJSON:
         out["pending"] = {pid: _provider_to_json(ps) for pid, ps in sorted(ts.pending.items())}
     if ts.overlay is not None:
         out["overlay"] = ts.overlay
+        out["in_overlay"] = ts.in_overlay
     return out
 
 
@@ -236,5 +240,6 @@ def from_json(doc: Mapping[str, Any]) -> State:
             pending=_frozen({pid: _provider_from_json(p, f"{path}: pending {pid}")
                              for pid, p in _want(t.get("pending", {}), dict, "pending").items()}),
             overlay=_opt_str(t.get("overlay"), "overlay"),
+            in_overlay=_want(t.get("in_overlay", False), bool, "in_overlay"),
         )
     return State(targets=_frozen(targets))
