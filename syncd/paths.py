@@ -24,6 +24,11 @@ def settings_file() -> Path:
     return Path(_DIRS.user_config_dir) / "config.json5"
 
 
+def service_env_file() -> Path:
+    """`~/.config/syncd/env`: KEY=value lines (mode 0600) the background service reads."""
+    return Path(_DIRS.user_config_dir) / "env"
+
+
 def state_dir() -> Path:
     """`~/.local/state/syncd`, or `$SYNCD_STATE_DIR`: state, backups, locks, caches."""
     override = os.environ.get("SYNCD_STATE_DIR")

@@ -362,3 +362,82 @@ def test_an_edit_of_the_overlay_is_revalidated_for_its_target(fake_provider: Fac
     watched, report = asyncio.run(revalidate())
     assert target in watched and overlay in watched
     assert [p.tombstoned for p in report.providers] == [(gone,)]
+
+
+# --- doctor and status ---------------------------------------------------------------------------
+
+
+def doctor_rows(name: str) -> list[Any]:
+    from syncd.doctor.runner import run_checks
+
+    checks = asyncio.run(run_checks(processes=lambda: []))
+    return [c for c in checks if c.name == name]
+
+
+def test_doctor_names_a_read_only_target_its_overlay_and_where_the_models_are(
+    fake_provider: Factory,
+) -> None:
+    from syncd.doctor.checks import Status
+
+    fake = fake_provider("openai")
+    store_target(user_config(fake.base_url))
+    once()
+    overlay = config_dir() / "opencode.jsonc"
+    (row,) = doctor_rows("write")
+    assert row.status is Status.OK
+    assert "read-only" in row.message and "has mode 0444" in row.message
+    assert f"overlay {overlay}" in row.message
+    assert f"{len(chat_ids(fake))} in {overlay}" in row.message
+    (shadow,) = doctor_rows("shadowing")
+    assert shadow.status is Status.OK and "syncd's overlay" in shadow.message
+
+
+def test_doctor_fails_a_target_that_can_be_neither_written_nor_overlaid() -> None:
+    from syncd.doctor.checks import Status
+
+    store_target(user_config("http://127.0.0.1:9/v1"))
+    overlay = config_dir() / "opencode.jsonc"
+    overlay.write_text("{}\n")
+    overlay.chmod(0o444)
+    (row,) = doctor_rows("write")
+    assert row.status is Status.FAIL and "neither update it nor overlay it" in row.message
+    assert out_code(["doctor"]) == 1
+
+
+def test_doctor_fails_a_read_only_target_set_to_in_place() -> None:
+    from syncd.doctor.checks import Status
+
+    store_target(user_config("http://127.0.0.1:9/v1"))
+    settings('{write: "in-place"}')
+    (row,) = doctor_rows("write")
+    assert row.status is Status.FAIL and "write: in-place" in row.message
+    assert '"auto"' in row.fix
+
+
+def test_doctor_warns_when_opencode_would_not_load_a_named_overlay(tmp_path: Path) -> None:
+    from syncd.doctor.checks import Status
+
+    target = config_dir() / "opencode.jsonc"
+    target.write_text(user_config("http://127.0.0.1:9/v1"))
+    mine = tmp_path / "syncd-models.jsonc"
+    settings(f'{{targets: {{"{target}": {{write: "overlay", overlay: "{mine}"}}}}}}')
+    (row,) = doctor_rows("write")
+    assert row.status is Status.WARN and f"OPENCODE_CONFIG={mine}" in row.fix
+
+
+def test_doctor_reports_a_writable_target_written_in_place(fake_provider: Factory) -> None:
+    from syncd.doctor.checks import Status
+
+    fake = fake_provider("openai")
+    target = config_dir() / "opencode.json"
+    target.write_text(user_config(fake.base_url))
+    once()
+    (row,) = doctor_rows("write")
+    assert row.status is Status.OK and "writable, models written in place" in row.message
+    assert f"{len(chat_ids(fake))} in {target}" in row.message
+
+
+def out_code(argv: list[str]) -> int:
+    from syncd.cli.main import main
+
+    return main(argv)

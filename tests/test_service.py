@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from syncd import paths
 from syncd.errors import SyncdError, UsageError
 from syncd.service import install as service
 from syncd.service.files import (
@@ -115,7 +116,7 @@ def test_unit_has_every_directive_the_issue_asks_for() -> None:
     assert svc["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert svc["Restart"] == "on-failure"
     assert svc["WatchdogSec"] == "120s"
-    assert svc["EnvironmentFile"] == "-%h/.config/syncd/env"
+    assert svc["EnvironmentFile"] == f"-{paths.service_env_file()}"  # where install records keys
     assert svc["UMask"] == "0077"
     for key in ("RestartSec", "TimeoutStopSec"):
         assert svc[key]

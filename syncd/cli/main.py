@@ -11,6 +11,7 @@ from syncd import __version__
 from syncd.errors import SyncdError, UsageError
 
 if TYPE_CHECKING:
+    from syncd.cli.service_env import EnvOutcome
     from syncd.settings import Settings
 
 EXIT_OK = 0
@@ -160,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     service.add_argument(
         "--dry-run", action="store_true", help="print the file and the commands only"
     )
+    env = service.add_mutually_exclusive_group()
+    env.add_argument(
+        "--env", action="append", metavar="VAR", help="install: record VAR (set in this shell) in "
+        "the service's environment file, ~/.config/syncd/env (mode 0600); repeatable. A service "
+        "does not see your shell's exports, so a key written as {env:VAR} needs this")
+    env.add_argument("--all-env", action="store_true", help="install: record every variable the "
+                     "provider blocks read ({env:VAR}) that is set in this shell, without asking")
+    env.add_argument("--no-env", action="store_true", help="install: record no variable and do "
+                     "not ask (without a flag, install asks on a terminal and records none otherwise)")
     return parser
 
 
@@ -259,13 +269,33 @@ def _cmd_service(args: argparse.Namespace) -> int:
     if args.action == "status":
         _out(format_status(service_status(), now=datetime.now(UTC)))
         return EXIT_OK
-    plan = service.plan_install() if args.action == "install" else service.plan_uninstall()
+    if args.action != "install" and (args.env or args.all_env or args.no_env):
+        raise UsageError("--env, --all-env and --no-env go with `syncd service install`")
+    if args.action == "install":
+        env = _service_env(args)
+        plan = service.plan_install(env_changed=env.changed and not args.dry_run)
+    else:
+        plan = service.plan_uninstall()
     if args.dry_run:
         _out(service.format_plan(plan))
         return EXIT_OK
     outcome = service.apply(plan)
     _out(service.format_outcome(outcome))
     return EXIT_OK if outcome.ok else EXIT_FAILED
+
+
+def _service_env(args: argparse.Namespace) -> EnvOutcome:
+    """Record the variables the provider blocks read for the service; prints what it did."""
+    import os
+
+    from syncd.cli import service_env
+
+    outcome = service_env.record_env(
+        service_env.variables_used(), os.environ, only=[] if args.no_env else args.env,
+        every=args.all_env, ask=service_env.tty_ask(sys.stdin.isatty()), dry_run=args.dry_run)
+    for line in outcome.lines:
+        (_err if line.startswith("warning:") else _out)(line)
+    return outcome
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -279,6 +309,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from syncd.settings import load_settings
 
     configure_logging(args.log_format, args.verbose - args.quiet, sys.stderr)
+    _load_service_env()
     settings = load_settings()
     if settings.detect and not args.no_detect and not args.config and not settings.configs:
         asyncio.run(_detect_before_run(settings))
@@ -286,6 +317,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     engine = Engine(settings, cli_configs=args.config, notify=notifier.submit)
     code = run_daemon(engine, state_dir=paths.state_dir(), force_polling=settings.force_polling)
     return EXIT_FAILED if code else EXIT_OK
+
+
+def _load_service_env() -> None:
+    """The variables `syncd service install` recorded, for those the environment lacks: launchd
+    has no EnvironmentFile, and a foreground `syncd run` then behaves as the service does."""
+    import os
+
+    import structlog
+
+    from syncd import paths
+    from syncd.service.envfile import load_into
+
+    log = structlog.get_logger("syncd")
+    try:
+        loaded = load_into(os.environ, paths.service_env_file())
+    except SyncdError as exc:
+        log.error("service environment not loaded", error=str(exc))
+        return
+    if loaded:
+        log.info("service environment loaded", variables=loaded, file=str(paths.service_env_file()))
 
 
 async def _detect_before_run(settings: Settings) -> None:

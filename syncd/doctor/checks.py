@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -108,12 +108,19 @@ def _leaves(node: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str
         yield prefix, node
 
 
-def check_shadowing(folders: Sequence[Path]) -> list[Check]:
-    """`opencode.json` and `opencode.jsonc` side by side: OpenCode loads both and `.jsonc` wins."""
+def check_shadowing(folders: Sequence[Path], overlays: Collection[str] = ()) -> list[Check]:
+    """`opencode.json` and `opencode.jsonc` side by side: OpenCode loads both and `.jsonc` wins.
+
+    `overlays` are the real paths of syncd's overlay files: there the pair is intended.
+    """
     out: list[Check] = []
     for folder in dict.fromkeys(folders):
         plain, commented = folder / "opencode.json", folder / "opencode.jsonc"
         if not (plain.is_file() and commented.is_file()):
+            continue
+        if os.path.realpath(commented) in overlays:
+            out.append(ok("shadowing", f"{commented} is syncd's overlay: OpenCode merges it after "
+                                       f"{plain.name}, as intended"))
             continue
         try:
             first = dict(_leaves(jsonc.parse(read_target(plain).text)))

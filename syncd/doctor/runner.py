@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 import textwrap
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +33,9 @@ from syncd.doctor.checks import (
     opencode_processes,
     read_auth,
 )
+from syncd.doctor.environment import check_service_env
 from syncd.doctor.lookups import NAME, check_models, check_references, check_runtimes, served_ids
+from syncd.doctor.writing import check_writing, layouts, overlay_files
 from syncd.errors import AuthFailed, BadResponse, FetchError, SettingsError, StateError, SyncdError
 from syncd.model import FetchResult, Kind, Limits, ModelKind, ProviderSpec
 from syncd.providers.blocks import custom_providers, models_of
@@ -43,7 +45,7 @@ from syncd.providers.detect import Runtime, probe_runtimes, runtimes_from_env
 from syncd.providers.discover import FetchCache, bearer_headers, fetch_models, make_client
 from syncd.providers.fetch import redact_url, request_json, root_url
 from syncd.report import plural
-from syncd.service.status import ServiceStatus, service_status
+from syncd.service.status import ServiceStatus, manager_environment, service_status
 from syncd.settings import Settings, load_settings
 from syncd.sync.merged import opencode_files, read_configs
 from syncd.sync.records import State
@@ -239,8 +241,9 @@ async def run_checks(
     now: datetime | None = None,
     processes: Callable[[], Sequence[Proc]] = opencode_processes,
     service: Callable[[], ServiceStatus] = service_status,
+    manager_env: Callable[[], Collection[str] | None] = manager_environment,
 ) -> list[Check]:
-    """Every check, in a stable order; `processes` and `service` are seams for tests."""
+    """Every check, in a stable order; `processes`, `service` and `manager_env` are seams for tests."""
     del now  # every check compares recorded times with each other, not with the clock
     settings, settings_check = _settings()
     state, state_check = _state()
@@ -253,8 +256,10 @@ async def run_checks(
         return out
 
     checks += _guard("target", targets)
+    found = layouts(infos, settings, state)
+    checks += _guard("write", lambda: check_writing(infos, found, state))
     folders = [paths.opencode_config_dir()] + [i.path.parent for i in infos]
-    checks += _guard("shadowing", lambda: check_shadowing(folders))
+    checks += _guard("shadowing", lambda: check_shadowing(folders, overlay_files(found)))
     auth_path = paths.opencode_auth_file()
     auth, auth_error = read_auth(auth_path)
     checks += [auth_error] if auth_error else _guard(
@@ -271,7 +276,7 @@ async def run_checks(
                 if settings.policy(pid).enabled]
         probed = runtimes_from_env()
         jobs.append(_aguard("runtimes", _runtimes(probed, http, infos, settings)))
-        jobs.append(_aguard("service", _service(service)))
+        jobs.append(_aguard("service", _service(service, infos, auth, manager_env)))
         results = await asyncio.gather(*jobs)
     finally:
         if own:
@@ -297,12 +302,16 @@ async def _runtimes(probed: Sequence[Runtime], client: httpx.AsyncClient,
     return check_runtimes(found, _configs(infos), detect=settings.detect, probed=probed)
 
 
-async def _service(service: Callable[[], ServiceStatus]) -> list[Check]:
+async def _service(service: Callable[[], ServiceStatus], infos: Sequence[TargetInfo],
+                   auth: Mapping[str, Any], manager_env: Callable[[], Collection[str] | None],
+                   ) -> list[Check]:
     try:
         status = await asyncio.to_thread(service)
     except SyncdError as exc:  # an unsupported platform
         return [Check("service", Status.WARN, one_line(str(exc)), "")]
-    return [check_service(status)]
+    names = await asyncio.to_thread(manager_env) if status.installed else None
+    env = check_service_env(infos, auth, status, names, paths.service_env_file())
+    return [check_service(status), *env]
 
 
 # --- output -----------------------------------------------------------------------------------

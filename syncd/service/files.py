@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import sys
+import sysconfig
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 from syncd.errors import SyncdError, UsageError
+from syncd.paths import service_env_file
 
 UNIT_NAME = "syncd.service"
 AGENT_LABEL = "dev.syncd.agent"
@@ -35,13 +38,28 @@ def manager_for(platform: str | None) -> Manager:
     )
 
 
+def _script_dirs() -> list[str]:
+    """Where this interpreter's installs put console scripts: its own bin dir (a venv, pipx,
+    `uv tool`), then the user scheme's (`pip install --user`: ~/.local/bin, ~/Library/Python/…)."""
+    dirs = [str(Path(sys.executable).parent)]
+    with contextlib.suppress(KeyError, ValueError):
+        dirs.append(sysconfig.get_path("scripts", sysconfig.get_preferred_scheme("user")))
+    return dirs
+
+
 def find_syncd() -> str:
-    """The syncd executable of the running interpreter (its bin dir first, then PATH), absolute."""
-    found = shutil.which("syncd", path=str(Path(sys.executable).parent)) or shutil.which("syncd")
+    """The absolute path of the syncd executable this interpreter runs: next to it, in its user
+    scripts dir, the program being run itself, then PATH."""
+    own = sys.argv[0] if os.path.basename(sys.argv[0]) == "syncd" else None
+    found = (next((f for d in _script_dirs() if (f := shutil.which("syncd", path=d))), None)
+             or (own if own and os.path.isfile(own) and os.access(own, os.X_OK) else None)
+             or shutil.which("syncd"))
     if not found:
         raise SyncdError(
-            f"cannot find the syncd executable next to {sys.executable} or on PATH; "
-            "install syncd (e.g. `pipx install opencode-syncd`) and try again"
+            f"cannot find the syncd executable next to {sys.executable}, in the user scripts "
+            "folder or on PATH; install syncd from its checkout (pipx install ., uv tool install ., "
+            "or pip install --user .) or from a wheel you built (pip wheel --no-deps -w dist .; "
+            "pipx install dist/opencode_syncd-*.whl), then run `syncd service install` from there"
         )
     return str(Path(found).absolute())
 
@@ -79,8 +97,11 @@ def _systemd_word(path: str) -> str:
     return word
 
 
-def render_unit(syncd: str) -> str:
-    return _fill(_template(UNIT_NAME), {"SYNCD": _systemd_word(syncd)})
+def render_unit(syncd: str, env_file: Path | None = None) -> str:
+    env = str(env_file or service_env_file())
+    if "\n" in env or "\r" in env:
+        raise SyncdError(f"{env!r}: a path with a line break cannot go into a service file")
+    return _fill(_template(UNIT_NAME), {"SYNCD": _systemd_word(syncd), "ENV_FILE": env.replace("%", "%%")})
 
 
 def _launchd_path(syncd: str) -> str:

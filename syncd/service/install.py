@@ -130,8 +130,10 @@ def plan_install(
     home: Path | None = None,
     syncd_path: str | None = None,
     uid: int | None = None,
+    env_changed: bool = False,
 ) -> ServicePlan:
-    """Render the service file for this machine and list the steps that install and start it."""
+    """Render the service file for this machine and list the steps that install and start it;
+    `env_changed`: the environment file changed, so a running service restarts to read it."""
     manager, user = manager_for(platform), _uid(uid)
     syncd = checked_syncd(syncd_path)
     path = unit_path(platform=platform, home=home)
@@ -140,8 +142,8 @@ def plan_install(
         text = render_unit(syncd)
         steps = [WriteFile(path, text), _systemctl("daemon-reload")]
         steps.append(_systemctl("enable", "--now", UNIT_NAME))
-        if path.is_file() and path.read_text(encoding="utf-8", errors="replace") != text:
-            # enable --now leaves a running daemon on the old file; restart it on the new one.
+        if env_changed or path.is_file() and path.read_text(encoding="utf-8", errors="replace") != text:
+            # enable --now leaves a running daemon on the old files; restart it on the new ones.
             steps.append(_systemctl("try-restart", UNIT_NAME))
     else:
         text = render_plist(syncd, log_dir(home))

@@ -152,6 +152,19 @@ def service_status(
     )
 
 
+def manager_environment(*, platform: str | None = None,
+                        runner: Runner = subprocess.run) -> frozenset[str] | None:
+    """The names (never the values) of the variables the user service manager passes to every
+    service (systemd's `show-environment`); None when there is none to ask (launchd: only the
+    environment file counts)."""
+    if manager_for(platform) is not Manager.SYSTEMD:
+        return None
+    result, missing = _ask(runner, ("systemctl", "--user", "show-environment"))
+    if missing or result.returncode != 0:
+        return None
+    return frozenset(line.split("=", 1)[0] for line in (result.stdout or "").splitlines() if "=" in line)
+
+
 def _yes_no(value: bool | None, yes: str, no: str) -> str:
     return "unknown" if value is None else yes if value else no
 

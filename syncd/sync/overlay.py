@@ -79,7 +79,7 @@ def _same(a: Path, b: Path) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _problem(path: Path) -> str | None:
+def unwritable(path: Path) -> str | None:
     """Why syncd could not write `path` (which may not exist yet), or None."""
     try:
         reason = unwritable_reason(path)
@@ -93,11 +93,11 @@ def _problem(path: Path) -> str | None:
 def layout_for(target: Path, settings: Settings, recorded: str | None) -> Layout:
     """Decide where syncd writes `target`'s models; `recorded` is the overlay the state remembers."""
     mode, named = settings.target_policy(target)
-    reason = _problem(target)
+    reason = unwritable(target)
     old = Path(recorded) if recorded else None
     if mode is WriteMode.IN_PLACE or (mode is WriteMode.AUTO and reason is None):
         files = (target,) if old is None or _same(old, target) or not old.is_file() else (target, old)
-        return Layout(target, target, files, frozenset(f for f in files[1:] if _problem(f) is None))
+        return Layout(target, target, files, frozenset(f for f in files[1:] if unwritable(f) is None))
     overlay = named or default_overlay(target)
     why = f"{target} is read-only ({reason})" if reason else f"{target} is set to `write: overlay`"
     if overlay is None:
@@ -106,14 +106,14 @@ def layout_for(target: Path, settings: Settings, recorded: str | None) -> Layout
             f'settings (targets: {{"{target}": {{overlay: "<file>"}}}}) and point OPENCODE_CONFIG at it'))
     if _same(overlay, target):
         return Layout(target, target, (target,), error=f"{why}, and its overlay is the same file")
-    problem = _problem(overlay)
+    problem = unwritable(overlay)
     if problem is not None:
         return Layout(target, target, (target,), error=(
             f"{why}, and its overlay {overlay} cannot be written either ({problem}); syncd can "
             "neither update it nor overlay it"))
     between = () if old is None or _same(old, overlay) or _same(old, target) or not old.is_file() else (old,)
     files = (target, *between, overlay)
-    movable = frozenset(f for f in (target, *between) if _problem(f) is None)
+    movable = frozenset(f for f in (target, *between) if unwritable(f) is None)
     return Layout(target, overlay, files, movable, fallback=reason if mode is WriteMode.AUTO else None)
 
 
