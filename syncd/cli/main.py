@@ -266,11 +266,11 @@ def _cmd_service(args: argparse.Namespace) -> int:
     from syncd.service import install as service
     from syncd.service.status import format_status, service_status
 
+    if args.action != "install" and (args.env or args.all_env or args.no_env):
+        raise UsageError("--env, --all-env and --no-env go with `syncd service install`")
     if args.action == "status":
         _out(format_status(service_status(), now=datetime.now(UTC)))
         return EXIT_OK
-    if args.action != "install" and (args.env or args.all_env or args.no_env):
-        raise UsageError("--env, --all-env and --no-env go with `syncd service install`")
     if args.action == "install":
         env = _service_env(args)
         plan = service.plan_install(env_changed=env.changed and not args.dry_run)

@@ -39,10 +39,16 @@ def _unquote(raw: str) -> str:
     return re.sub(r"\\(.)", r"\1", raw)
 
 
+def _lines(text: str) -> list[str]:
+    # systemd ends lines at \n and \r only (str.splitlines also splits at \x1e, \u2028, ...)
+    lines = re.split(r"\r\n|[\n\r]", text)
+    return lines[:-1] if lines[-1] == "" else lines
+
+
 def parse(text: str) -> dict[str, str]:
     """The variables of an environment file; lines that are not `NAME=value` are skipped."""
     out: dict[str, str] = {}
-    for line in text.splitlines():
+    for line in _lines(text):
         stripped = line.lstrip()
         if not stripped or stripped[0] in "#;" or "=" not in stripped:
             continue
@@ -97,7 +103,7 @@ def record(path: Path, values: Mapping[str, str]) -> bool:
     except (OSError, UnicodeDecodeError) as exc:
         raise SyncdError(f"{path}: cannot read the service's environment file: {exc}") from None
     kept: list[str] = []
-    for line in old.splitlines():
+    for line in _lines(old):
         comment = line.lstrip().startswith(("#", ";"))
         name = line.split("=", 1)[0].strip() if "=" in line and not comment else ""
         kept.append(lines.pop(name) if name in lines else line)
