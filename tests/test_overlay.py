@@ -364,6 +364,30 @@ def test_an_edit_of_the_overlay_is_revalidated_for_its_target(fake_provider: Fac
     assert [p.tombstoned for p in report.providers] == [(gone,)]
 
 
+def test_a_deleted_overlay_is_written_afresh_not_taken_as_deleting_every_model(
+    fake_provider: Factory,
+) -> None:
+    fake = fake_provider("openai")
+    target = store_target(user_config(fake.base_url))
+    once()
+    overlay = config_dir() / "opencode.jsonc"
+    overlay.unlink()
+
+    async def revalidate() -> Any:
+        engine = Engine(load_settings())
+        try:
+            return await engine.revalidate(overlay)
+        finally:
+            await engine.aclose()
+
+    report = asyncio.run(revalidate())  # what the daemon does when it sees the file go
+    assert [p.tombstoned for p in report.providers] == [()]
+    once()
+    assert set(models(overlay)) == chat_ids(fake) and target.exists()
+    (row,) = json.loads(syncd("status", "--json").stdout)["providers"]
+    assert row["tombstones"] == []
+
+
 # --- doctor and status ---------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from syncd import jsonc
@@ -28,6 +29,7 @@ from syncd.sync.layers import (
     route,
     skeleton,
     stuck,
+    where,
 )
 from syncd.sync.locks import target_lock
 from syncd.sync.outcome import target_report, unified_diff
@@ -177,7 +179,8 @@ class LayeredPlanner(Planner):
         for f in self.fetched:
             if f.pid not in owned:
                 continue
-            changes += self._plan(f.pid, f.result, owned[f.pid], layers, blocks[f.pid])
+            ps = placed_only(owned[f.pid], layers, f.pid) if overlay_new else owned[f.pid]
+            changes += self._plan(f.pid, f.result, ps, layers, blocks[f.pid])
         if self.layout.overlay is not None:  # providers gone from the target leave no models behind
             for pid, ps in state.target(self.target).providers.items():
                 if pid not in blocks:
@@ -208,6 +211,13 @@ class LayeredPlanner(Planner):
                                      f"leaves alone in this mode): {', '.join(blocked)}"))
         self.plans[pid] = plan
         return kept
+
+
+def placed_only(ps: ProviderState, layers: Layers, pid: str) -> ProviderState:
+    """Forget syncd's entries no file holds: a deleted overlay is a fresh start, not a deletion of
+    each of its models (which would make them tombstones, never added back)."""
+    keep = {k: v for k, v in ps.managed.items() if where(layers, pid, k) is not None}
+    return ps if len(keep) == len(ps.managed) else replace(ps, managed=MappingProxyType(keep))
 
 
 def _move_out_text(planner: LayeredPlanner, path: Path, text: str, home_text: str) -> str | None:
@@ -321,13 +331,16 @@ def _defines_providers(path: Path) -> bool:
         return False
 
 
-def layered_view(target: Path, settings: Settings, state: State, text: str) -> tuple[Layers, str]:
-    """The files OpenCode merges for `target` (holding `text`) and the hash of the home file's bytes."""
+def layered_view(target: Path, settings: Settings, state: State,
+                 text: str) -> tuple[Layers, str, bool]:
+    """The files OpenCode merges for `target` (holding `text`), the hash of the home file's bytes,
+    and whether the home file is an overlay that is missing or empty (see `placed_only`)."""
     layout = layout_for(target, settings, state.target(target).overlay)
     planner = LayeredPlanner(target, (), settings, None, layout=layout, target_text=text)
     texts = planner.texts({})
     home = texts[layout.files.index(layout.home)]
-    return planner.layers(texts), sha256_bytes(home.encode("utf-8"))
+    fresh = layout.overlay is not None and not home.strip()
+    return planner.layers(texts), sha256_bytes(home.encode("utf-8")), fresh
 
 
 def layered_report(planner: LayeredPlanner, files: Sequence[FileChange], skipped: list[ProviderReport],

@@ -11,7 +11,7 @@ from syncd.settings import Settings
 from syncd.sync.layers import merged_block, merged_top
 from syncd.sync.locks import target_lock
 from syncd.sync.outcome import unserved_warnings
-from syncd.sync.overlay import layered_view
+from syncd.sync.overlay import layered_view, placed_only
 from syncd.sync.plan import plan_provider, protected_models
 from syncd.sync.state import load_state, save_state, state_file
 from syncd.sync.store import read_target
@@ -29,10 +29,11 @@ def revalidate(target: Path, settings: Settings, state_dir: Path) -> TargetRepor
     with target_lock(state_file(), state_dir):
         state = load_state()
         # what OpenCode merges: the target and the overlay that may hold syncd's models
-        layers, home_sha256 = layered_view(target, settings, state, snap.text)
+        layers, home_sha256, fresh = layered_view(target, settings, state, snap.text)
         state = state.settled(target, home_sha256)
         for pid, block in custom_providers(data).items():
             ps = state.provider(target, pid)
+            ps = placed_only(ps, layers, pid) if fresh else ps
             view = merged_block(layers, pid, block)
             plan = plan_provider(
                 current=models_of(view), fetched=None, state=ps,

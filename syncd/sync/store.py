@@ -229,7 +229,14 @@ def _read_only_reason(snap: Snapshot) -> str | None:
 def unwritable_reason(path: Path) -> str | None:
     """Why syncd could not replace `path` (a read-only file or folder, a link into a read-only
     tree such as the Nix store), or None when it could; a missing file is judged by its folder."""
-    return _read_only_reason(read_target(path))
+    real = _real(path)
+    try:
+        mode, exists = stat.S_IMODE(os.stat(real).st_mode), True
+    except FileNotFoundError:
+        mode, exists = 0, False
+    except OSError as exc:
+        raise TargetError(str(path), f"cannot read it: {_reason(exc)}") from None
+    return _read_only_reason(Snapshot(path, real, b"", "", "", mode, exists))
 
 
 def _os_failure(path: Path, exc: OSError) -> TargetError:
