@@ -92,6 +92,26 @@ def opencode_models(binary: str, pid: str, cwd: Path) -> set[str]:
     return {line.strip().removeprefix(f"{pid}/") for line in out.stdout.splitlines() if line.strip()}
 
 
+def synced_store_target(fake_provider: Factory, **kw: Any) -> tuple[FakeProvider, Path, Path]:
+    """A fake gateway, a read-only store-like target defining it, and the overlay one sync made."""
+    fake = fake_provider("openai", **kw)
+    target = store_target(user_config(fake.base_url))
+    once()
+    return fake, target, config_dir() / "opencode.jsonc"
+
+
+def revalidated(changed: Path) -> tuple[list[Path], Any]:
+    """What the daemon does when a watched file changes: the files it watches, and the report."""
+    async def run() -> tuple[list[Path], Any]:
+        engine = Engine(load_settings())
+        try:
+            return engine.watched_files(), await engine.revalidate(changed)
+        finally:
+            await engine.aclose()
+
+    return asyncio.run(run())
+
+
 def each_id_once(*files: Path) -> None:
     seen: dict[str, Path] = {}
     for f in files:
@@ -205,10 +225,7 @@ def test_auto_writes_a_writable_target_in_place(fake_provider: Factory) -> None:
 def test_a_managed_entry_deleted_from_the_overlay_stays_deleted(
     opencode_bin: str, fake_provider: Factory, tmp_path: Path
 ) -> None:
-    fake = fake_provider("openai")
-    store_target(user_config(fake.base_url))
-    once()
-    overlay = config_dir() / "opencode.jsonc"
+    fake, _, overlay = synced_store_target(fake_provider)
     gone = sorted(chat_ids(fake))[0]
     overlay.write_text(jsonc.modify(overlay.read_text(), ["provider", "gw", "models", gone], jsonc.REMOVE))
     once()
@@ -222,10 +239,7 @@ def test_a_managed_entry_deleted_from_the_overlay_stays_deleted(
 
 
 def test_hand_edits_in_the_overlay_survive(fake_provider: Factory) -> None:
-    fake = fake_provider("openai", variant="openrouter")  # serves display names
-    store_target(user_config(fake.base_url))
-    once()
-    overlay = config_dir() / "opencode.jsonc"
+    fake, _, overlay = synced_store_target(fake_provider, variant="openrouter")  # serves display names
     managed = sorted(chat_ids(fake))[0]
     text = jsonc.modify(overlay.read_text(), ["provider", "gw", "models", managed, "name"], "Mine now")
     text = jsonc.modify(text, ["provider", "gw", "models", "my-extra"], {"name": "My extra"})
@@ -284,10 +298,7 @@ def test_switching_write_modes_leaves_no_duplicate_and_no_orphan(
 def test_an_invalid_overlay_is_reported_with_its_line_and_column_and_left_alone(
     fake_provider: Factory,
 ) -> None:
-    fake = fake_provider("openai")
-    target = store_target(user_config(fake.base_url))
-    once()
-    overlay = config_dir() / "opencode.jsonc"
+    fake, target, overlay = synced_store_target(fake_provider)
     broken = overlay.read_text().replace('"models": {', '"models": {,', 1)
     overlay.write_text(broken)
     line = next(i for i, ln in enumerate(broken.splitlines(), 1) if '"models": {,' in ln)
@@ -345,21 +356,10 @@ def test_an_overlay_named_in_the_settings_for_a_read_only_jsonc(
 
 
 def test_an_edit_of_the_overlay_is_revalidated_for_its_target(fake_provider: Factory) -> None:
-    fake = fake_provider("openai")
-    target = store_target(user_config(fake.base_url))
-    once()
-    overlay = config_dir() / "opencode.jsonc"
+    fake, target, overlay = synced_store_target(fake_provider)
     gone = sorted(chat_ids(fake))[0]
     overlay.write_text(jsonc.modify(overlay.read_text(), ["provider", "gw", "models", gone], jsonc.REMOVE))
-
-    async def revalidate() -> tuple[list[Path], Any]:
-        engine = Engine(load_settings())
-        try:
-            return engine.watched_files(), await engine.revalidate(overlay)
-        finally:
-            await engine.aclose()
-
-    watched, report = asyncio.run(revalidate())
+    watched, report = revalidated(overlay)
     assert target in watched and overlay in watched
     assert [p.tombstoned for p in report.providers] == [(gone,)]
 
@@ -367,20 +367,9 @@ def test_an_edit_of_the_overlay_is_revalidated_for_its_target(fake_provider: Fac
 def test_a_deleted_overlay_is_written_afresh_not_taken_as_deleting_every_model(
     fake_provider: Factory,
 ) -> None:
-    fake = fake_provider("openai")
-    target = store_target(user_config(fake.base_url))
-    once()
-    overlay = config_dir() / "opencode.jsonc"
+    fake, target, overlay = synced_store_target(fake_provider)
     overlay.unlink()
-
-    async def revalidate() -> Any:
-        engine = Engine(load_settings())
-        try:
-            return await engine.revalidate(overlay)
-        finally:
-            await engine.aclose()
-
-    report = asyncio.run(revalidate())  # what the daemon does when it sees the file go
+    _, report = revalidated(overlay)  # what the daemon does when it sees the file go
     assert [p.tombstoned for p in report.providers] == [()]
     once()
     assert set(models(overlay)) == chat_ids(fake) and target.exists()
@@ -403,10 +392,7 @@ def test_doctor_names_a_read_only_target_its_overlay_and_where_the_models_are(
 ) -> None:
     from syncd.doctor.checks import Status
 
-    fake = fake_provider("openai")
-    store_target(user_config(fake.base_url))
-    once()
-    overlay = config_dir() / "opencode.jsonc"
+    fake, _, overlay = synced_store_target(fake_provider)
     (row,) = doctor_rows("write")
     assert row.status is Status.OK
     assert "read-only" in row.message and "has mode 0444" in row.message
