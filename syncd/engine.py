@@ -173,7 +173,8 @@ class Engine:
         except StateError as exc:
             return TargetReport(path, error=str(exc))
         if layout.layered:
-            layered = LayeredPlanner(target, fetched, self.settings, catalog, layout=layout,
+            layered = LayeredPlanner(target, fetched, self.settings, catalog,
+                                     references_outside(target), layout=layout,
                                      target_text=text if diff_base is not None else None)
             return await self._sync_layered(layered, skipped, before, dry_run=dry_run,
                                             diff_base=diff_base)

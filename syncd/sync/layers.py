@@ -68,15 +68,6 @@ def merged_block(layers: Layers, pid: str, block: Mapping[str, Any]) -> Mapping[
     return out
 
 
-def merged_top(layers: Layers) -> Mapping[str, Any]:
-    """The top-level `model` / `small_model` OpenCode ends up with (for withheld removals)."""
-    out: dict[str, Any] = {}
-    for doc in layers.docs:
-        if isinstance(doc, Mapping):
-            out.update({k: doc[k] for k in ("model", "small_model") if k in doc})
-    return out
-
-
 def where(layers: Layers, pid: str, mid: str) -> int | None:
     """The file an entry lives in: home when it holds it, else the first other file that does."""
     if mid in models_in(layers.docs[layers.home], pid):

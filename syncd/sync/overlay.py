@@ -21,7 +21,6 @@ from syncd.sync.cycle import Planner
 from syncd.sync.layers import (
     Layers,
     merged_block,
-    merged_top,
     models_in,
     move_in,
     move_out,
@@ -200,7 +199,8 @@ class LayeredPlanner(Planner):
         plan = plan_provider(
             current=models_of(view), fetched=result if isinstance(result, FetchResult) else None,
             state=ps, policy=self.settings.policy(pid),
-            protected=protected_models(merged_top(layers), pid),
+            # the target's own references, and every other file's (the overlay's too)
+            protected=protected_models(layers.docs[0], pid) | self.named.get(pid, frozenset()),
             catalog_has_provider=self.catalog is not None and self.catalog.has_provider(pid),
             block=view,
         )

@@ -8,7 +8,7 @@ from syncd import jsonc
 from syncd.providers.blocks import custom_providers, models_of
 from syncd.report import ProviderReport, Status, TargetReport
 from syncd.settings import Settings
-from syncd.sync.layers import merged_block, merged_top
+from syncd.sync.layers import merged_block
 from syncd.sync.locks import target_lock
 from syncd.sync.outcome import unserved_warnings
 from syncd.sync.overlay import layered_view, placed_only
@@ -37,7 +37,7 @@ def revalidate(target: Path, settings: Settings, state_dir: Path) -> TargetRepor
             view = merged_block(layers, pid, block)
             plan = plan_provider(
                 current=models_of(view), fetched=None, state=ps,
-                policy=settings.policy(pid), protected=protected_models(merged_top(layers), pid),
+                policy=settings.policy(pid), protected=protected_models(data, pid),
                 catalog_has_provider=False, block=view,
             )
             state = state.with_provider(target, pid, plan.state)
