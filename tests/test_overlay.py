@@ -377,6 +377,22 @@ def test_a_deleted_overlay_is_written_afresh_not_taken_as_deleting_every_model(
     assert row["tombstones"] == []
 
 
+def test_syncd_add_beside_a_read_only_config_writes_the_file_syncd_can_write(
+    fake_provider: Factory,
+) -> None:
+    fake, other = fake_provider("openai"), fake_provider("openai")
+    target = store_target(user_config(fake.base_url))
+    before = target.read_bytes()
+    out = syncd("add", "second", other.base_url)
+    assert out.returncode == 0, out.stdout + out.stderr
+    overlay = config_dir() / "opencode.jsonc"
+    assert jsonc.parse(overlay.read_text())["provider"]["second"]["options"]["baseURL"] == other.base_url
+    once()
+    assert set(models(overlay)) == chat_ids(fake)  # gw's models, beside the new block
+    assert set(models(overlay, "second")) == chat_ids(other)
+    assert target.read_bytes() == before
+
+
 # --- doctor and status ---------------------------------------------------------------------------
 
 

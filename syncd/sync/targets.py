@@ -13,7 +13,7 @@ from syncd.errors import SyncdError
 from syncd.paths import OPENCODE_GLOBAL_NAMES, opencode_config_dir
 from syncd.providers.blocks import custom_providers, fingerprint, is_loopback
 from syncd.settings import Settings
-from syncd.sync.store import read_target
+from syncd.sync.store import read_target, unwritable_reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +47,21 @@ def resolve_targets(cli: Sequence[str] | None, configured: Sequence[Path] | None
 
 
 def global_target() -> Path:
-    """The global file detection writes to: the last existing one OpenCode loads, else a new .jsonc."""
+    """The global file detection and `syncd add` write to: the last existing one OpenCode loads
+    that syncd can write (one home-manager links into the read-only Nix store is skipped), else
+    a new .jsonc."""
     folder = opencode_config_dir()
     for name in reversed(OPENCODE_GLOBAL_NAMES):
-        if (folder / name).is_file():
+        if (folder / name).is_file() and _writable(folder / name):
             return folder / name
     return folder / "opencode.jsonc"
+
+
+def _writable(path: Path) -> bool:
+    try:
+        return unwritable_reason(path) is None
+    except SyncdError:
+        return False
 
 
 def _unique(paths: Any) -> list[Path]:
