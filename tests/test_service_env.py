@@ -88,6 +88,33 @@ def test_syncd_run_loads_only_what_its_environment_lacks(tmp_path: Path) -> None
     assert environ == {"A": "from the shell", "B": "from file"}
 
 
+def test_syncd_run_reads_the_recorded_keys_as_a_launchd_agent_needs(fake_provider: Any) -> None:
+    """launchd has no EnvironmentFile: the daemon itself reads the file, so a keyed provider
+    written as {env:GW_KEY} syncs although the daemon's environment lacks the key."""
+    import signal
+
+    from fakes import wait_until
+
+    from syncd import jsonc
+
+    fake = fake_provider("openai", api_key="sk-recorded")
+    target = config({"gw": block(fake.base_url, apiKey="{env:GW_KEY}")})
+    envfile.record(paths.service_env_file(), {"GW_KEY": "sk-recorded"})
+    env = {k: v for k, v in os.environ.items() if k != "GW_KEY"}
+    env["SYNCD_DETECT_PORTS"] = "0,0,0"
+    proc = subprocess.Popen([sys.executable, "-m", "syncd", "run", "--log-format", "json"], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        synced = wait_until(lambda: bool(jsonc.parse(target.read_text())["provider"]["gw"].get("models")),
+                            timeout=30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert synced, err[-2000:]
+    assert "service environment loaded" in err and "sk-recorded" not in err
+
+
 # --- choosing what to record ------------------------------------------------------------------------
 
 

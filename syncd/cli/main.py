@@ -286,13 +286,10 @@ def _cmd_service(args: argparse.Namespace) -> int:
 
 def _service_env(args: argparse.Namespace) -> EnvOutcome:
     """Record the variables the provider blocks read for the service; prints what it did."""
-    import os
+    from syncd.cli.service_env import install_env
 
-    from syncd.cli import service_env
-
-    outcome = service_env.record_env(
-        service_env.variables_used(), os.environ, only=[] if args.no_env else args.env,
-        every=args.all_env, ask=service_env.tty_ask(sys.stdin.isatty()), dry_run=args.dry_run)
+    outcome = install_env(args.env, every=args.all_env, none=args.no_env, dry_run=args.dry_run,
+                          interactive=sys.stdin.isatty())
     for line in outcome.lines:
         (_err if line.startswith("warning:") else _out)(line)
     return outcome
@@ -302,6 +299,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from syncd import paths
+    from syncd.cli.service_env import load_recorded_env
     from syncd.daemon.run import run_daemon
     from syncd.engine import Engine
     from syncd.logs import configure_logging
@@ -309,7 +307,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from syncd.settings import load_settings
 
     configure_logging(args.log_format, args.verbose - args.quiet, sys.stderr)
-    _load_service_env()
+    load_recorded_env()
     settings = load_settings()
     if settings.detect and not args.no_detect and not args.config and not settings.configs:
         asyncio.run(_detect_before_run(settings))
@@ -317,26 +315,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     engine = Engine(settings, cli_configs=args.config, notify=notifier.submit)
     code = run_daemon(engine, state_dir=paths.state_dir(), force_polling=settings.force_polling)
     return EXIT_FAILED if code else EXIT_OK
-
-
-def _load_service_env() -> None:
-    """The variables `syncd service install` recorded, for those the environment lacks: launchd
-    has no EnvironmentFile, and a foreground `syncd run` then behaves as the service does."""
-    import os
-
-    import structlog
-
-    from syncd import paths
-    from syncd.service.envfile import load_into
-
-    log = structlog.get_logger("syncd")
-    try:
-        loaded = load_into(os.environ, paths.service_env_file())
-    except SyncdError as exc:
-        log.error("service environment not loaded", error=str(exc))
-        return
-    if loaded:
-        log.info("service environment loaded", variables=loaded, file=str(paths.service_env_file()))
 
 
 async def _detect_before_run(settings: Settings) -> None:

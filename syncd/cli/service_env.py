@@ -8,6 +8,7 @@ the service's environment file. Values are never printed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,3 +122,26 @@ def tty_ask(stdin_is_tty: bool, prompt: Callable[[str], str] = input) -> Ask | N
         return answer in ("", "y", "yes")
 
     return ask
+
+
+def install_env(only: Sequence[str] | None, *, every: bool, none: bool, dry_run: bool,
+                interactive: bool) -> EnvOutcome:
+    """`syncd service install`'s flags (--env, --all-env, --no-env) applied to this shell."""
+    return record_env(variables_used(), os.environ, only=[] if none else only, every=every,
+                      ask=tty_ask(interactive), dry_run=dry_run)
+
+
+def load_recorded_env() -> None:
+    """`syncd run`: the variables `syncd service install` recorded, for those the environment
+    lacks (launchd has no EnvironmentFile; a foreground run then behaves as the service does)."""
+    import structlog
+
+    log = structlog.get_logger("syncd")
+    path = service_env_file()
+    try:
+        loaded = envfile.load_into(os.environ, path)
+    except SyncdError as exc:
+        log.error("service environment not loaded", error=str(exc))
+        return
+    if loaded:
+        log.info("service environment loaded", variables=loaded, file=str(path))
