@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ from syncd.sync.targets import JobSpec, provider_jobs, resolve_targets
 
 if TYPE_CHECKING:
     from syncd.notify.events import Event
+    from syncd.sync.local import LocalStore, SpecCache
 
 CACHE_NAME = "fetch-cache.json"
 CATALOG_MAX_AGE = 86400.0
@@ -68,6 +69,7 @@ class Engine:
         self._catalog_at = 0.0
         self._invalid: dict[str, str] = {}  # target key -> the error last reported for it
         self._pending: list[Event] = []  # events found outside a cycle, sent with the next batch
+        self._local_specs: SpecCache | None = None
 
     # --- what there is to do ------------------------------------------------------------------
 
@@ -258,6 +260,29 @@ class Engine:
             return TargetReport(path, error=str(exc))
         self._valid_again(target)
         return report
+
+    # --- local runtimes: the daemon watches their model stores (issue 15) -----------------------
+
+    def local_stores(self, kinds: Mapping[tuple[Path, str], str] | None = None) -> list[LocalStore]:
+        """Every provider on this machine, with the folders where its runtime keeps its models.
+
+        `kinds`: (target, provider) -> the kind its last fetch found, where the caller knows it.
+        """
+        from syncd.sync.local import local_stores
+
+        return local_stores(self.targets(), self.settings, self._cache.kinds, known=kinds or {})
+
+    async def list_fingerprint(self, target: Path, provider_id: str, *, rescan: bool = False) -> str | None:
+        """A hash of the IDs the provider lists now (None: it cannot be asked); one cheap request."""
+        from syncd.providers.listprobe import list_fingerprint
+        from syncd.sync.local import SpecCache
+
+        if self._local_specs is None or self._local_specs.settings is not self.settings:
+            self._local_specs = SpecCache(self.settings)
+        spec = self._local_specs.get(target, provider_id, paths.opencode_auth_file())
+        if spec is None:
+            return None
+        return await list_fingerprint(spec, await self.http(), self.settings.limits(), rescan=rescan)
 
     # --- notifications --------------------------------------------------------------------------
 

@@ -80,6 +80,12 @@ class FakeEngine:
     def auth_failed_providers(self) -> list[tuple[Path, str]]:
         return list(self.auth_failed)
 
+    def local_stores(self, kinds: object = None) -> list[object]:
+        return []  # no provider on this machine: the store watch stays idle (tests/test_stores.py)
+
+    async def list_fingerprint(self, target: Path, provider_id: str, *, rescan: bool = False) -> None:
+        return None
+
     async def aclose(self) -> None:
         self.calls.append(("aclose",))
 

@@ -18,6 +18,7 @@ from syncd.daemon import schedule_file, sdnotify
 from syncd.daemon.jobs import Jobs, status_line
 from syncd.daemon.runner import TargetRunner
 from syncd.daemon.schedule import JobKey
+from syncd.daemon.stores import StoreSource, StoreWatch
 from syncd.daemon.watching import Watcher
 from syncd.errors import SettingsError
 from syncd.report import TargetReport
@@ -29,7 +30,7 @@ STOP_GRACE = 4.0  # an in-flight sync gets this long on SIGTERM; the promise is 
 HEARTBEAT_MAX = 30.0  # also re-reads the wall clock, so runs missed in a suspend happen on wake
 
 
-class Engine(Protocol):
+class Engine(StoreSource, Protocol):
     """What the daemon needs from the engine; `syncd once` runs the same cycles."""
 
     def watched_files(self) -> list[Path]: ...
@@ -64,6 +65,7 @@ class Daemon:
         self._runners: dict[Path, TargetRunner] = {}
         self._broken: dict[Path, str] = {}  # target -> its error; its jobs stay until it parses
         self._watcher = Watcher(engine, self._on_file_change, force_polling=force_polling)
+        self._stores = StoreWatch(engine, self._on_store_change, force_polling=force_polling)
         self._stop = asyncio.Event()
         self._ready = False
 
@@ -72,6 +74,7 @@ class Daemon:
     def stop(self) -> None:
         self._stop.set()
         self._watcher.stop()
+        self._stores.stop()
 
     def sync_all(self) -> list[asyncio.Task[None]]:
         """Queue a run of every job now (SIGUSR1); jobs already running get one follow-up run."""
@@ -105,6 +108,7 @@ class Daemon:
         if stop_event is not None:
             waiters.append(asyncio.create_task(stop_event.wait()))
         watcher = asyncio.create_task(self._watcher.run(), name="syncd watcher")
+        stores = asyncio.create_task(self._stores.run(), name="syncd model stores")
         heartbeat: asyncio.Task[None] | None = None
         try:
             self._reconcile(sync_new=False)
@@ -129,6 +133,9 @@ class Daemon:
             await self._finish_in_flight()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(watcher, timeout=1.0)
+            stores.cancel()  # a list check in flight is not worth waiting for
+            with contextlib.suppress(asyncio.CancelledError):
+                await stores
             for sig in installed:
                 loop.remove_signal_handler(sig)
             await self.engine.aclose()
@@ -161,6 +168,10 @@ class Daemon:
         log.info("sync of everything requested")
         self.sync_all()
 
+    def _on_store_change(self, key: JobKey) -> None:
+        if key in self._jobs and not self._stop.is_set():
+            self._runner(key[0]).request([key[1]])
+
     def _on_file_change(self, path: Path) -> None:
         if path == paths.settings_file():
             self.reload()
@@ -184,6 +195,7 @@ class Daemon:
 
     def _reconcile(self, *, sync_new: bool = True) -> None:
         to_sync = self._jobs.reconcile(self.engine.jobs(), self._broken.keys())
+        self._stores.refresh(self._jobs.keys())
         if sync_new:
             for target, ids in to_sync.items():
                 self._runner(target).request(ids)
@@ -198,6 +210,7 @@ class Daemon:
         for note in report.notes:  # e.g. a read-only target now written through its overlay
             log.warning(note, target=str(target))
         self._jobs.ran(target, provider_ids, report)
+        self._stores.after_sync(target, provider_ids, report)
         if self._ready and not self._stop.is_set():
             self._notify(f"STATUS={self._jobs.status()}")
         self._jobs.publish(paths.state_dir())
