@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +46,8 @@ def target_report(
 
 
 def unified_diff(path: str, old_text: str, new_text: str) -> str:
+    import difflib  # only a diff (--dry-run, the overlay) needs it: a plain `once` does not load it
+
     return "".join(difflib.unified_diff(old_text.splitlines(keepends=True),
                                         new_text.splitlines(keepends=True), fromfile=path, tofile=path))
 
@@ -106,6 +107,8 @@ def unserved(models: Mapping[str, Any], managed: Mapping[str, Any], served: Sequ
         upstream = entry.get("id") if isinstance(entry, Mapping) else None
         upstream = upstream if isinstance(upstream, str) and upstream else key
         if upstream not in served_set:
+            import difflib
+
             close = difflib.get_close_matches(upstream, served, n=SUGGESTIONS, cutoff=cutoff)
             out.append((upstream, close))
     return out
