@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -122,12 +123,17 @@ class Engine:
     # --- the cycle ----------------------------------------------------------------------------
 
     async def sync_all(
-        self, provider_ids: Sequence[str] | None = None, *, dry_run: bool = False
+        self, provider_ids: Sequence[str] | None = None, *, dry_run: bool = False,
+        previews: Mapping[Path, str] | None = None,
     ) -> list[TargetReport]:
+        """One cycle per target; `previews` (dry run only): targets as if they held that text,
+        with the diff from what is on disk (a file that does not exist yet is a target then)."""
         targets = self.targets()
-        reports = await asyncio.gather(
-            *(self.sync(t, provider_ids, dry_run=dry_run) for t in targets)
-        )
+        shown = {os.path.abspath(p): text for p, text in (previews or {}).items()}
+        targets += [Path(p) for p in shown if Path(p) not in targets]
+        reports = await asyncio.gather(*(
+            self.sync_preview(t, shown[str(t)], provider_ids) if str(t) in shown
+            else self.sync(t, provider_ids, dry_run=dry_run) for t in targets))
         self._save_cache()
         return list(reports)
 

@@ -12,10 +12,14 @@ from typing import Any
 
 
 def run(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """`syncd ARGS` as a user runs it; local-runtime probing off unless `env` turns it on."""
+        timeout: float = 60, merged: bool = False) -> subprocess.CompletedProcess[str]:
+    """`syncd ARGS` as a user runs it; local-runtime probing off unless `env` turns it on.
+
+    `merged`: stderr goes into stdout, in the order a terminal shows them.
+    """
     full = {**os.environ, "SYNCD_DETECT_PORTS": "0,0,0", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "syncd", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "syncd", *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT if merged else subprocess.PIPE, text=True,
                           env=full, cwd=cwd, timeout=timeout, check=False)
 
 

@@ -391,7 +391,7 @@ def test_dry_run_writes_nothing_and_prints_a_unified_diff(fake_provider: Factory
     added = [line for line in out.stdout.splitlines() if line.startswith("+") and not line.startswith("+++")]
     for mid in chat_ids(fake.models):
         assert any(f'"{mid}"' in line for line in added)
-    assert syncd("status", "--json").stdout.strip() == '{"providers": []}'
+    assert json.loads(syncd("status", "--json").stdout)["providers"] == []
 
 
 def test_json_output_has_exactly_the_documented_keys_and_types(
@@ -517,10 +517,10 @@ def test_a_local_runtime_is_detected_into_a_new_global_config(fake_provider: Fac
     assert block["npm"] == "@ai-sdk/openai-compatible" and block["name"]
     assert block["options"]["baseURL"] == fake.base_url
     assert set(block["models"]) == chat_ids(fake.models)
-    assert "ollama" in out.stderr and "found a local runtime" in out.stderr
+    assert "created ~/.config/opencode/opencode.jsonc" in out.stderr and "`ollama`" in out.stderr
 
     again = syncd("once", "--no-notify", env=env)
-    assert again.returncode == 0 and "found a local runtime" not in again.stderr
+    assert again.returncode == 0 and "created" not in again.stderr and "added" not in again.stderr
     assert list(jsonc.parse(target.read_text())["provider"]) == ["ollama"]
 
 

@@ -113,10 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser(
         "status",
-        help="per provider: last success, last error, managed models, tombstones",
-        description="Show what the state file knows per provider; works while the daemon runs.",
+        help="per provider: ok / failing / never reached / disabled, counts, next run",
+        description="Show, per provider of every target, its state (ok; failing, since when "
+        "and how many times; never reached; disabled), its last success, the models it serves, "
+        "the ones syncd manages and the ones you deleted, and its next run while the daemon "
+        "runs; then the local runtimes you declined. Works while the daemon runs.",
     )
     status.add_argument("--json", action="store_true", help="print the machine-readable form")
+    status.add_argument(
+        "--prune", action="store_true",
+        help="first forget targets that no longer exist and providers no longer in their file "
+        "(their tombstones and ownership records go with them)",
+    )
 
     doctor = sub.add_parser(
         "doctor",
@@ -129,11 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     restore = sub.add_parser(
         "restore",
-        help="let syncd add a model again that you deleted by hand (lift a tombstone)",
+        help="let syncd add again a model (or a detected provider block) you deleted by hand",
         description="When you delete a model syncd added, syncd remembers it (a tombstone) and "
-        "never adds it back. `restore PROVIDER/MODEL` lifts that; the next sync adds it again.",
+        "never adds it back. `restore PROVIDER/MODEL` lifts that; the next sync adds it again. "
+        "Likewise a provider block syncd added for a local runtime and you deleted stays away; "
+        "`restore PROVIDER` lets detection add it again.",
     )
-    restore.add_argument("model", metavar="PROVIDER/MODEL")
+    restore.add_argument("model", metavar="PROVIDER/MODEL | PROVIDER")
 
     add = sub.add_parser(
         "add",
@@ -217,7 +227,7 @@ def _cmd_once(args: argparse.Namespace) -> int:
         _out(summary.to_json(reports))
     else:
         for note in notes:
-            _err(f"syncd: {note}")
+            _err(f"syncd: {summary.tilde(note)}")
         _out(summary.format_reports(reports, dry_run=args.dry_run))
     if args.check and any(r.changed for r in reports):
         return EXIT_DRIFT
@@ -225,17 +235,26 @@ def _cmd_once(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from syncd import paths
-    from syncd.cli import summary
-    from syncd.daemon import schedule_file
-    from syncd.sync.overlay import overlay_homes
-    from syncd.sync.state import load_state
+    from pathlib import Path
 
+    from syncd import paths
+    from syncd.cli import status
+    from syncd.daemon import schedule_file
+    from syncd.settings import load_settings
+    from syncd.sync.overlay import overlay_homes
+    from syncd.sync.prune import providers_in, prune_state
+    from syncd.sync.state import load_state
+    from syncd.sync.targets import resolve_targets
+
+    settings = load_settings()
+    pruned = prune_state(paths.state_dir()) if args.prune else None
     state = load_state()
-    runs = schedule_file.read(paths.state_dir())
-    homes = overlay_homes(state)
-    _out(summary.status_json(state, runs, homes) if args.json
-         else summary.format_status(state, runs, homes))
+    targets = [*map(Path, state.targets), *resolve_targets(None, settings.configs)]
+    rows = status.status_rows(state, providers_in(targets),
+                              lambda pid: settings.policy(pid).enabled,
+                              schedule_file.read(paths.state_dir()), overlay_homes(state))
+    render = status.status_json if args.json else status.format_status
+    _out(render(rows, state, pruned))
     return EXIT_OK
 
 
@@ -318,18 +337,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _detect_before_run(settings: Settings) -> None:
-    """Probe local runtimes once, with an engine of its own (its HTTP client lives in this loop)."""
+    """Probe local runtimes once, with a client of its own (it lives in this event loop)."""
+    from datetime import UTC, datetime
+
     import structlog
 
-    from syncd.cli.oneshot import detect_runtimes
-    from syncd.engine import Engine
+    from syncd import paths
+    from syncd.providers.discover import make_client
+    from syncd.sync.detected import detect_runtimes
 
-    engine = Engine(settings)
+    client = make_client(settings.limits())
     try:
-        for note in await detect_runtimes(engine):
-            structlog.get_logger("syncd").info("detect.added", note=note)
+        found = await detect_runtimes(client, dry_run=False, state_dir=paths.state_dir(),
+                                      now=datetime.now(UTC))
     finally:
-        await engine.aclose()
+        await client.aclose()
+    for note in found.notes:
+        structlog.get_logger("syncd").info("detect", note=note)
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:

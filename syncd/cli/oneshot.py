@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,50 +50,22 @@ async def run_once(
 
     engine = Engine(settings, cli_configs=cli_configs, notify=send if notify else None)
     notes: list[str] = []
+    previews: dict[Path, str] = {}
     try:
         if detect and settings.detect and not cli_configs and not settings.configs:
-            notes += await detect_runtimes(engine, dry_run=dry_run)
-        reports = await engine.sync_all(provider_ids, dry_run=dry_run)
+            from syncd.sync.detected import detect_runtimes
+
+            found = await detect_runtimes(await engine.http(), dry_run=dry_run,
+                                          state_dir=paths.state_dir(), now=datetime.now(UTC))
+            notes += found.notes
+            if found.preview is not None:
+                previews[found.target] = found.preview
+        reports = await engine.sync_all(provider_ids, dry_run=dry_run, previews=previews)
     finally:
         await engine.aclose()
         if notifier:
             await notifier[0].aclose()
     return reports, notes
-
-
-async def detect_runtimes(engine: Engine, *, dry_run: bool = False) -> list[str]:
-    """Add a provider block to the global target for each local runtime none points at (§4.9)."""
-    from syncd.providers.detect import add_blocks, free_id, probe_runtimes, provider_block, unclaimed
-    from syncd.sync.store import write_target
-    from syncd.sync.targets import global_target
-
-    target = global_target()
-    found = await probe_runtimes(await engine.http())
-    if not found:
-        return []
-    added: list[str] = []
-
-    def transform(text: str) -> str | None:
-        data = jsonc.parse(text) if text.strip() else {}
-        blocks = {}
-        for rt in unclaimed(found, [(target, data)]):
-            pid = free_id(rt.provider_id, data)
-            blocks[pid] = provider_block(rt.name, rt.base_url)
-        added[:] = [f"{pid} ({blocks[pid]['options']['baseURL']})" for pid in blocks]
-        return add_blocks(text, blocks) if blocks else None
-
-    try:
-        if dry_run:
-            transform(read_target(target).text)
-            verb = "would add"
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_target(target, transform, state_dir=paths.state_dir())
-            verb = "added"
-    except (SyncdError, OSError) as exc:
-        # the target's own cycle reports it (with its path); the other targets still sync
-        return [f"found a local runtime but could not add it to {target}: {exc}"]
-    return [f"found a local runtime; {verb} provider {a} to {target}" for a in added]
 
 
 async def add_provider(
@@ -106,6 +79,7 @@ async def add_provider(
 ) -> TargetReport:
     """`syncd add`: write a provider block, then sync it at once."""
     from syncd.providers.detect import add_blocks, provider_block
+    from syncd.sync.detected import forget_provider
     from syncd.sync.store import write_target
     from syncd.sync.targets import global_target
 
@@ -135,20 +109,25 @@ async def add_provider(
             report = await engine.sync_preview(target, new, [pid])
             return report
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_target(target, transform, state_dir=paths.state_dir())
+        write_target(target, transform, state_dir=paths.state_dir(),
+                     after=lambda _: forget_provider(target, pid, paths.state_dir()))
         return await engine.sync(target, [pid])
     finally:
         await engine.aclose()
 
 
 def restore_model(ref: str, cli_configs: Sequence[str] | None = None) -> str:
-    """`syncd restore PROVIDER/MODEL`: lift the tombstone in every target that has it."""
+    """`syncd restore PROVIDER/MODEL`: lift the tombstone in every target that has it;
+    `syncd restore PROVIDER`: let detection add the block of a runtime the user declined."""
+    from syncd.sync.detected import restore_declined
     from syncd.sync.locks import target_lock
     from syncd.sync.plan import restore
     from syncd.sync.state import load_state, save_state, state_file
     from syncd.sync.targets import resolve_targets
 
     pid, sep, model_id = ref.partition("/")
+    if not sep and PROVIDER_ID.match(ref):
+        return restore_declined(ref, paths.state_dir())
     if not sep or not pid or not model_id:
         raise UsageError(f"{ref!r}: expected PROVIDER/MODEL, e.g. ollama/qwen3-coder:30b")
     lifted: list[str] = []

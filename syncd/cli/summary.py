@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from syncd.report import ProviderReport, Status, TargetReport
-from syncd.sync.records import State
 
 WIDTH = 80
 _HEAD = (
@@ -24,26 +23,27 @@ def any_failed(reports: Iterable[TargetReport]) -> bool:
     )
 
 
-def _home(path: str) -> str:
+def home(path: str) -> str:
     home = os.path.expanduser("~")
     return "~" + path[len(home):] if home != "/" and path.startswith(home + os.sep) else path
 
 
-def _tilde(text: str) -> str:
-    home = os.path.expanduser("~")
-    return text.replace(home + os.sep, "~" + os.sep) if home != "/" else text
+def tilde(text: str) -> str:
+    """Every path under the home in `text` written with `~`."""
+    here = os.path.expanduser("~")
+    return text.replace(here + os.sep, "~" + os.sep) if here != "/" else text
 
 
-def _fit(text: str, width: int = WIDTH) -> str:
+def fit(text: str, width: int = WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _row(p: ProviderReport) -> list[str]:
     pid = p.id if len(p.id) <= 18 else p.id[:17] + "…"
     if p.status is Status.ERROR:
-        return [f"  {pid:<18} {'error':<7}", *_wrapped(p.error or "failed")]
+        return [f"  {pid:<18} {'error':<7}", *wrapped(p.error or "failed")]
     if p.status is Status.SKIPPED:
-        return [_fit(f"  {pid:<18} {'skipped':<7} {p.error or 'not selected'}")]
+        return [fit(f"  {pid:<18} {'skipped':<7} {p.error or 'not selected'}")]
     lines = [
         f"  {pid:<18} {'ok':<7} {p.served:>6} {len(p.added):>5} {len(p.removed):>4} "
         f"{len(p.updated):>5} {len(p.skipped):>5} {p.ms:>6}"
@@ -58,11 +58,11 @@ def _row(p: ProviderReport) -> list[str]:
         notes.append(f"deleted by hand, will not be re-added: {', '.join(p.tombstoned)} "
                      f"(`syncd restore {p.id}/MODEL` undoes)")
     for note in notes:
-        lines += _wrapped(note)
+        lines += wrapped(note)
     return lines
 
 
-def _wrapped(note: str) -> list[str]:
+def wrapped(note: str) -> list[str]:
     """A note under its provider's row, wrapped to 80 columns without splitting URLs or IDs."""
     return textwrap.wrap(note, WIDTH, initial_indent="    ! ", subsequent_indent="      ",
                          break_long_words=False, break_on_hyphens=False)
@@ -79,11 +79,11 @@ def format_reports(reports: Sequence[TargetReport], *, dry_run: bool = False) ->
             out.append(f"{r.error}")
             continue
         verb = "would change" if dry_run else "changed"
-        out.append(f"{_home(r.path)}{f'  ({verb})' if r.changed else ''}")
+        out.append(f"{home(r.path)}{f'  ({verb})' if r.changed else ''}")
         if r.overlay:
-            out.append(_fit(f"  syncd's models are in {_home(r.overlay)} (overlay)"))
+            out.append(fit(f"  syncd's models are in {home(r.overlay)} (overlay)"))
         for note in r.notes:
-            out += _wrapped(_tilde(note))
+            out += wrapped(tilde(note))
         if r.providers:
             out.append(_HEAD)
             for p in r.providers:
@@ -128,55 +128,3 @@ def to_json(reports: Sequence[TargetReport]) -> str:
         ]
     }
     return json.dumps(doc, ensure_ascii=False) + "\n"
-
-
-def _status_rows(state: State, next_runs: Mapping[str, Mapping[str, str]],
-                 homes: Mapping[str, str]) -> list[dict[str, Any]]:
-    rows = []
-    for target, ts in state.targets.items():
-        for pid, ps in ts.providers.items():
-            rows.append({
-                "next_run": next_runs.get(target, {}).get(pid),
-                "target": target,
-                "models_in": homes.get(target, target),  # the overlay file in write mode "overlay"
-                "provider": pid,
-                "kind": ps.kind,
-                "last_success": ps.last_success,
-                "last_error": ps.last_error,
-                "failures": ps.failures,
-                "served": ps.served,
-                "managed": len(ps.managed),
-                "tombstones": sorted(ps.tombstones),
-            })
-    return rows
-
-
-def status_json(state: State, next_runs: Mapping[str, Mapping[str, str]],
-                homes: Mapping[str, str] | None = None) -> str:
-    """`syncd status --json`; `next_run` is null unless a daemon runs; `homes` maps a target to the
-    overlay that holds its models."""
-    return json.dumps({"providers": _status_rows(state, next_runs, homes or {})},
-                      ensure_ascii=False) + "\n"
-
-
-def format_status(state: State, next_runs: Mapping[str, Mapping[str, str]],
-                  homes: Mapping[str, str] | None = None) -> str:
-    homes = homes or {}
-    rows = _status_rows(state, next_runs, homes)
-    if not rows:
-        return "syncd has not synced anything yet: run `syncd once` (or install the service)\n"
-    out: list[str] = []
-    for target in dict.fromkeys(r["target"] for r in rows):
-        out.append(_home(target))
-        if target in homes:
-            out.append(_fit(f"  syncd's models are in {_home(homes[target])} (overlay)"))
-        for r in (r for r in rows if r["target"] == target):
-            ok = (r["last_success"] or "never")[:16].replace("T", " ")
-            line = (f"  {r['provider']:<16} ok {ok:<16} served {r['served']:>5} "
-                    f"managed {r['managed']:>5} deleted {len(r['tombstones']):>3}")
-            out.append(_fit(line))
-            if r["last_error"]:
-                out += _wrapped(f"failing ({r['failures']}x): {r['last_error']}")
-            if r["next_run"]:
-                out.append(f"    next run {r['next_run'][:19].replace('T', ' ')} (daemon)")
-    return "\n".join(out) + "\n"

@@ -124,16 +124,25 @@ def check_references(configs: Sequence[tuple[Path, object]], served: Mapping[str
 
 
 def check_runtimes(found: Sequence[Runtime], configs: Sequence[tuple[Path, object]],
-                   *, detect: bool, probed: Sequence[Runtime]) -> list[Check]:
-    """A local runtime that answers while no provider of any merged config points at it."""
+                   *, detect: bool, probed: Sequence[Runtime],
+                   declined: Mapping[str, str]) -> list[Check]:
+    """A local runtime that answers while no provider of any merged config points at it;
+    `declined`: base URL -> provider id of the blocks the user deleted after detection added them."""
     loose = unclaimed(found, configs)
+    out: list[Check] = []
+    for rt in [rt for rt in loose if rt.base_url in declined]:
+        out.append(ok("runtimes", f"{rt.name} answers at {rt.root}; you deleted the block syncd "
+                      f"added for it, so syncd leaves it alone (`syncd restore "
+                      f"{declined[rt.base_url]}` lets syncd add it again)"))
+    loose = [rt for rt in loose if rt.base_url not in declined]
+    if out and not loose:
+        return out
     if not loose:
         where = ", ".join(f":{rt.base_url.rsplit(':', 1)[-1].split('/')[0]}" for rt in probed)
         if found:
             return [ok("runtimes", f"every local runtime that answers has a provider "
                                    f"({', '.join(rt.name for rt in found)})")]
         return [ok("runtimes", f"no local runtime answers (probed {where or 'nothing'})")]
-    out: list[Check] = []
     for rt in loose:
         add = f"`syncd add {rt.provider_id} {rt.base_url}`"
         fix = (f"`syncd once` adds a provider block for it, or {add}" if detect

@@ -275,7 +275,9 @@ async def run_checks(
                 for i in infos for pid, block in custom_providers(i.data).items()
                 if settings.policy(pid).enabled]
         probed = runtimes_from_env()
-        jobs.append(_aguard("runtimes", _runtimes(probed, http, infos, settings)))
+        declined = {url: d.provider for url, d in (state.detected if state else {}).items()
+                    if d.declined_at is not None}
+        jobs.append(_aguard("runtimes", _runtimes(probed, http, infos, settings, declined)))
         jobs.append(_aguard("service", _service(service, infos, auth, manager_env)))
         results = await asyncio.gather(*jobs)
     finally:
@@ -297,9 +299,11 @@ def _configs(infos: Sequence[TargetInfo]) -> list[tuple[Path, object]]:
 
 
 async def _runtimes(probed: Sequence[Runtime], client: httpx.AsyncClient,
-                    infos: Sequence[TargetInfo], settings: Settings) -> list[Check]:
+                    infos: Sequence[TargetInfo], settings: Settings,
+                    declined: Mapping[str, str]) -> list[Check]:
     found = await probe_runtimes(client, probed)
-    return check_runtimes(found, _configs(infos), detect=settings.detect, probed=probed)
+    return check_runtimes(found, _configs(infos), detect=settings.detect, probed=probed,
+                          declined=declined)
 
 
 async def _service(service: Callable[[], ServiceStatus], infos: Sequence[TargetInfo],

@@ -52,7 +52,7 @@ def record(target: Path, planner: Planner, result: WriteResult, state_dir: Path,
             plan = planner.plans.get(f.pid)
             ps = plan.state if plan is not None else state.provider(target, f.pid)
             if isinstance(f.result, FetchError):
-                ps = ps.failed(f.result.reason, f.result.label)
+                ps = ps.failed(f.result.reason, f.result.label, now)
             else:
                 ps = ps.succeeded(now)
             state = state.with_provider(target, f.pid, ps)

@@ -14,7 +14,7 @@ from typing import Any, TypedDict, TypeVar
 _V = TypeVar("_V")
 _T = TypeVar("_T")
 
-VERSION = 1
+VERSION = 2  # 2: `detected` (local runtimes detection added), `failing_since`
 
 class ProviderStateJSON(TypedDict, total=False):
     managed: dict[str, dict[str, Any]]
@@ -25,6 +25,7 @@ class ProviderStateJSON(TypedDict, total=False):
     last_error: str | None
     last_error_label: str | None
     failures: int
+    failing_since: str | None
     served: int
     served_ids: list[str]
     whitelist: list[str] | None
@@ -40,9 +41,17 @@ class TargetStateJSON(TypedDict, total=False):
     in_overlay: bool
 
 
-class StateJSON(TypedDict):
+class DetectedJSON(TypedDict, total=False):
+    provider: str
+    target: str
+    added_at: str
+    declined_at: str | None
+
+
+class StateJSON(TypedDict, total=False):
     version: int
     targets: dict[str, TargetStateJSON]
+    detected: dict[str, DetectedJSON]
 
 
 def _frozen(d: Mapping[str, _V] | None = None) -> Mapping[str, _V]:
@@ -61,6 +70,7 @@ class ProviderState:
     last_error: str | None = None
     last_error_label: str | None = None
     failures: int = 0
+    failing_since: str | None = None  # ISO 8601: the first failure since the last success
     served: int = 0
     served_ids: tuple[str, ...] = ()
     # the whitelist syncd itself last wrote; None when the block's whitelist is not syncd's
@@ -68,11 +78,14 @@ class ProviderState:
 
     def succeeded(self, at: datetime) -> ProviderState:
         return replace(self, last_success=at.isoformat(), last_error=None,
-                       last_error_label=None, failures=0)
+                       last_error_label=None, failures=0, failing_since=None)
 
-    def failed(self, reason: str, label: str) -> ProviderState:
+    def failed(self, reason: str, label: str, at: datetime | None = None) -> ProviderState:
+        since = self.failing_since
+        if self.failures == 0 or since is None:
+            since = at.isoformat() if at is not None else None
         return replace(self, last_error=reason, last_error_label=label,
-                       failures=self.failures + 1)
+                       failures=self.failures + 1, failing_since=since)
 
 
 @dataclass(frozen=True)
@@ -91,10 +104,22 @@ class TargetState:
 
 
 @dataclass(frozen=True)
+class Detected:
+    """A provider block local-runtime detection added; `declined_at` once the user deleted it."""
+
+    provider: str
+    target: str
+    added_at: str
+    declined_at: str | None = None
+
+
+@dataclass(frozen=True)
 class State:
     """The whole state file in memory; every `with_*` returns a new State."""
 
     targets: Mapping[str, TargetState] = field(default_factory=_frozen)
+    # runtime base URL -> the block detection added for it (never proposed twice)
+    detected: Mapping[str, Detected] = field(default_factory=_frozen)
     version: int = VERSION
 
     def target(self, target: str | Path) -> TargetState:
@@ -136,6 +161,15 @@ class State:
         ts = replace(self.target(target), overlay=overlay, in_overlay=home and overlay is not None)
         return self.with_target(target, ts)
 
+    def without_target(self, target: str | Path) -> State:
+        rest = {k: v for k, v in self.targets.items() if k != target_key(target)}
+        return replace(self, targets=_frozen(rest))
+
+    def with_detected(self, base_url: str, d: Detected | None) -> State:
+        """Record (or with None forget) what detection did for the runtime at `base_url`."""
+        rest = {k: v for k, v in self.detected.items() if k != base_url}
+        return replace(self, detected=_frozen({**rest, **({base_url: d} if d else {})}))
+
     def with_write(self, target: str | Path, sha256: str, at: datetime) -> State:
         ts = replace(self.target(target), last_write_sha256=sha256, last_write_at=at.isoformat())
         return self.with_target(target, ts)
@@ -159,6 +193,7 @@ def _provider_to_json(ps: ProviderState) -> ProviderStateJSON:
         "last_error": ps.last_error,
         "last_error_label": ps.last_error_label,
         "failures": ps.failures,
+        "failing_since": ps.failing_since,
         "served": ps.served,
         "served_ids": list(ps.served_ids),
         "whitelist": list(ps.whitelist) if ps.whitelist is not None else None,
@@ -184,6 +219,9 @@ def to_json(state: State) -> StateJSON:
     return {
         "version": state.version,
         "targets": {path: _target_to_json(ts) for path, ts in sorted(state.targets.items())},
+        "detected": {url: {"provider": d.provider, "target": d.target, "added_at": d.added_at,
+                           "declined_at": d.declined_at}
+                     for url, d in sorted(state.detected.items())},
     }
 
 
@@ -219,6 +257,7 @@ def _provider_from_json(raw: object, where: str) -> ProviderState:
         last_error=_opt_str(d.get("last_error"), f"{where}.last_error"),
         last_error_label=_opt_str(d.get("last_error_label"), f"{where}.last_error_label"),
         failures=_want(d.get("failures", 0), int, f"{where}.failures"),
+        failing_since=_opt_str(d.get("failing_since"), f"{where}.failing_since"),
         served=_want(d.get("served", 0), int, f"{where}.served"),
         served_ids=tuple(_str_list(d.get("served_ids", []), f"{where}.served_ids")),
         whitelist=None if wl is None else tuple(_str_list(wl, f"{where}.whitelist")),
@@ -242,4 +281,13 @@ def from_json(doc: Mapping[str, Any]) -> State:
             overlay=_opt_str(t.get("overlay"), "overlay"),
             in_overlay=_want(t.get("in_overlay", False), bool, "in_overlay"),
         )
-    return State(targets=_frozen(targets))
+    detected: dict[str, Detected] = {}
+    for url, raw in _want(doc.get("detected", {}), dict, "detected").items():
+        d: dict[str, Any] = _want(raw, dict, f"detected[{url}]")
+        detected[url] = Detected(
+            provider=_want(d.get("provider"), str, f"detected[{url}].provider"),
+            target=_want(d.get("target"), str, f"detected[{url}].target"),
+            added_at=_want(d.get("added_at"), str, f"detected[{url}].added_at"),
+            declined_at=_opt_str(d.get("declined_at"), f"detected[{url}].declined_at"),
+        )
+    return State(targets=_frozen(targets), detected=_frozen(detected))

@@ -10,13 +10,25 @@ from typing import Any
 
 from syncd import paths
 from syncd.errors import StateError
+from syncd.sync.locks import target_lock
 from syncd.sync.records import VERSION, State, from_json, to_json
 from syncd.sync.store import atomic_write_bytes, clean_stale_temps
 
 STATE_NAME = "state.json"
 
+
+def _v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    """2 adds what detection did (`detected`) and `failing_since`; nothing is known of either yet.
+
+    A version bump, not just a new key: a syncd that knows only 1 would drop `detected` when it
+    saves, and then add back the block the user deleted.
+    """
+    doc.setdefault("detected", {})
+    return doc
+
+
 # version N -> function turning a version-N document into a version-N+1 document
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 
 
 def state_file() -> Path:
@@ -75,6 +87,14 @@ def save_state(state: State, path: Path | None = None) -> None:
         atomic_write_bytes(path, data, mode=0o600)
     except OSError as e:
         raise StateError(f"{path}: cannot write the state file: {e.strerror or e}") from None
+
+
+def update_state(change: Callable[[State], State], state_dir: Path) -> State:
+    """Load, change and save the state under the state lock (another syncd may be saving it)."""
+    with target_lock(state_file(), state_dir):
+        state = change(load_state())
+        save_state(state)
+    return state
 
 
 def quarantine(path: Path | None = None) -> Path:
