@@ -26,15 +26,20 @@ def providers_in(path: Path) -> dict[str, Any]:
     return dict(jsonc.parse(path.read_text()).get("provider") or {})
 
 
-def test_a_deleted_detected_block_stays_deleted_and_status_and_doctor_say_how_to_undo(
-    fake_provider: Factory,
-) -> None:
+def detected_ollama(fake_provider: Factory) -> tuple[FakeProvider, dict[str, str], Path]:
+    """A fake Ollama that `syncd once` has detected into a new global config."""
     fake = fake_provider("ollama")
     env = detecting(fake)
     assert run("once", "--no-notify", env=env).returncode == 0
     target = opencode_dir() / "opencode.jsonc"
     assert "ollama" in providers_in(target)
+    return fake, env, target
 
+
+def test_a_deleted_detected_block_stays_deleted_and_status_and_doctor_say_how_to_undo(
+    fake_provider: Factory,
+) -> None:
+    fake, env, target = detected_ollama(fake_provider)
     target.write_text('{\n  // no local models for me\n  "provider": {}\n}\n')
     out = run("once", "--no-notify", env=env)
     assert out.returncode == 0, out.stderr
@@ -56,10 +61,7 @@ def test_a_deleted_detected_block_stays_deleted_and_status_and_doctor_say_how_to
 def test_restore_lets_detection_add_the_block_again_with_all_its_models(
     fake_provider: Factory,
 ) -> None:
-    fake = fake_provider("ollama")
-    env = detecting(fake)
-    assert run("once", "--no-notify", env=env).returncode == 0
-    target = opencode_dir() / "opencode.jsonc"
+    _, env, target = detected_ollama(fake_provider)
     first = set(providers_in(target)["ollama"]["models"])
     target.write_text("{}\n")
     assert run("once", "--no-notify", env=env).returncode == 0
