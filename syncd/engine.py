@@ -170,7 +170,11 @@ class Engine:
         except TargetError as exc:
             return TargetReport(path, error=str(exc))
         chosen, skipped = choose(custom_providers(data), provider_ids, self.settings)
-        layout = self.layout(target)
+        if text is not None and diff_base is not None and not os.path.lexists(target):
+            # a dry run of a file detection or `syncd add` would create: its folder is made then
+            layout = Layout(target, target, (target,))
+        else:
+            layout = self.layout(target)
         if layout.error is not None:
             return await self._invalid_target(TargetReport(path, error=layout.error))
         client = await self.http()

@@ -43,6 +43,7 @@ def isolated_home(
         monkeypatch.delenv(var, raising=False)
     # no probing of this machine's real runtime ports; a test that wants detection sets its own
     monkeypatch.setenv("SYNCD_DETECT_PORTS", "0,0,0")
+    monkeypatch.setenv("SYNCD_DETECT_BUDGET", "10")  # a loaded machine must not miss a fake runtime
     yield home
 
 
