@@ -22,6 +22,7 @@ from syncd.model import FetchResult, Kind, Limits, ProviderSpec, Secret
 from syncd.providers.decoding import STEP, BodyDecoder
 from syncd.providers.discover import FetchCache, fetch_models
 from syncd.providers.fetch import make_client, request_json
+from tests.fakes import wait_until
 from tests.hostile import (
     Reply,
     Request,
@@ -202,6 +203,7 @@ async def test_a_model_flood_is_refused_at_the_model_limit_without_reading_the_r
     assert isinstance(result, BadResponse)
     assert "served more than 5000 models, over the limit of 5000" in result.reason
     whole = sum(len(chunk) for chunk in model_flood(count, item=item, key=key))
+    assert wait_until(lambda: bool(server.sent))  # the server thread records it after the hang-up
     assert server.sent[0] < whole / 2  # syncd hung up instead of reading a million models
 
 
@@ -319,4 +321,5 @@ async def test_error_bodies_are_read_only_as_far_as_their_message(servers: Serve
         with pytest.raises(FetchError) as info:
             await request_json(client, server.url + "/v1/models", limits=FAST)
     assert "HTTP 500" in info.value.reason
+    assert wait_until(lambda: bool(server.sent))  # the server thread records it after the hang-up
     assert server.sent[0] < 16 << 20
