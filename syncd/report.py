@@ -32,6 +32,7 @@ class ProviderReport:
     withheld: tuple[str, ...] = ()
     pending: tuple[str, ...] = ()
     tombstoned: tuple[str, ...] = ()  # managed entries found deleted by hand this cycle
+    restored: tuple[str, ...] = ()  # dropped by a save from a stale buffer: to be added back
     suspicious: tuple[Skipped, ...] = ()  # served IDs refused as unsafe, with the reason
     warnings: tuple[str, ...] = ()  # e.g. "served an empty list; nothing removed"
     failures: int = 0  # consecutive failed fetches, this one included (0 when ok)

@@ -229,6 +229,21 @@ async def test_changed_provider_fingerprint_syncs_it_now(targets: tuple[Path, Pa
         assert [c for c in engine.calls if c[0] == "sync"] == [("sync", a, ("gw",))]
 
 
+async def test_a_stale_buffer_save_syncs_the_providers_it_undid_now(
+    targets: tuple[Path, Path]
+) -> None:
+    a, _ = targets
+    engine = FakeEngine([spec(a, "ollama"), spec(a, "gw")], [a])
+    async with running(engine):
+        engine.calls.clear()
+        engine.revalidations[a] = TargetReport(path=str(a), providers=(
+            ProviderReport("ollama", Status.OK, restored=("qwen3:8b",)),
+            ProviderReport("gw", Status.OK)))
+        a.write_text('{"theme": "dark"}\n')
+        await wait_for_call(engine, ("sync", a, ("ollama",)))
+        assert [c for c in engine.calls if c[0] == "sync"] == [("sync", a, ("ollama",))]
+
+
 async def test_unparseable_target_keeps_its_jobs(targets: tuple[Path, Path]) -> None:
     a, _ = targets
     engine = FakeEngine([spec(a, "ollama")], [a])

@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "syncd"
 PURE = (
     "syncd.jsonc",
     "syncd.sync.plan",
+    "syncd.sync.stale",
     "syncd.sync.render",
     "syncd.sync.outcome",
     "syncd.model",

@@ -15,9 +15,9 @@ import pytest
 
 from syncd.errors import TargetError
 from syncd.sync import store
+from syncd.sync.backups import backup_dir_for
 from syncd.sync.store import (
     atomic_write_bytes,
-    backup_dir_for,
     clean_stale_temps,
     read_target,
     sha256_bytes,
@@ -149,14 +149,14 @@ def test_permission_errors_from_the_os_say_read_only(
     target: Path, state: Path, monkeypatch: pytest.MonkeyPatch, code: int
 ) -> None:
     # /nix/store is a read-only mount: creating the temp file is where that shows.
-    real_write_temp = store._write_temp
+    real_write_temp = store.write_temp
 
     def refuse(directory: Path, *args: object) -> Path:
         if directory == target.parent.resolve():
             raise OSError(code, os.strerror(code))
         return real_write_temp(directory, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store, "_write_temp", refuse)
+    monkeypatch.setattr(store, "write_temp", refuse)
     with pytest.raises(TargetError, match="is read-only: .*; syncd cannot update it"):
         write_target(target, add_line, state_dir=state)
     assert target.read_text(encoding="utf-8") == ORIGINAL
@@ -175,7 +175,7 @@ def test_full_disk_leaves_target_untouched_and_no_temp(
         return real_call(fd, *args)
 
     # Backups are written with the same primitive; make one first so only the target's temp fails.
-    monkeypatch.setattr(store, "_backup", lambda real, data, state_dir: None)
+    monkeypatch.setattr(store, "backup", lambda real, data, state_dir: None)
     monkeypatch.setattr(os, seam, full_for_our_temps)
     with pytest.raises(TargetError, match="no space left on device") as err:
         write_target(target, add_line, state_dir=state)

@@ -233,6 +233,10 @@ class Daemon:
                 log.warning(w, target=str(target), provider=p.id)
         if report.error is None:
             self._reconcile()
+            # a stale buffer's save dropped what syncd had just added: add it back now
+            restored = [p.id for p in report.providers if p.restored]
+            if restored and not self._stop.is_set():
+                self._runner(target).request(restored)
 
     def _note_target_error(self, target: Path, report: TargetReport) -> None:
         if report.error is None:

@@ -22,8 +22,10 @@ from syncd.settings import Settings
 from syncd.sync.outcome import Fetched
 from syncd.sync.plan import ProviderPlan, plan_provider, protected_models
 from syncd.sync.records import State
+from syncd.sync.stale import Judgement, judge, settle, settled, undoes, write_record
 from syncd.sync.state import load_state
 from syncd.sync.store import sha256_bytes
+from syncd.sync.writes import LastWrite
 
 
 def choose(
@@ -108,7 +110,9 @@ class Planner:
     """Text in, patched text out (None: nothing to do); remembers the plans of the text it saw last.
 
     The write path may call it more than once: each call plans again from the text on disk and
-    the state as it is then.
+    the state as it is then. A text that undid syncd's last write (a stale buffer saved over
+    it, see `stale`) is planned as if that write had never happened: `judged` says so, and
+    `base` must be applied to the state wherever this plan's outcome is recorded.
     """
 
     target: Path
@@ -117,15 +121,30 @@ class Planner:
     catalog: Catalog | None
     named: Mapping[str, frozenset[str]] = field(default_factory=dict)  # see plan_target
     plans: dict[str, ProviderPlan] = field(default_factory=dict)
+    judged: Judgement | None = None
+    doc: Any = None  # the text it planned from last, parsed
+    write: LastWrite | None = None  # what the patched text changes, for the state's record
 
     def __call__(self, text: str) -> str | None:
-        state = load_state().settled(self.target, sha256_bytes(text.encode("utf-8")))
-        doc = jsonc.parse(text)
+        sha = sha256_bytes(text.encode("utf-8"))
+        self.doc = doc = jsonc.parse(text)
+        loaded = load_state()
+        self.judged = judge(doc, sha, settled(loaded, self.target, doc, sha), self.target)
+        state, _ = self.base(loaded, text)
         self.plans = plan_target(self.target, doc, self.fetched, state, self.settings,
                                  self.catalog, self.named)
+        self.write = write_record(doc, self.plans, state, self.target)
         changes = [
             (("provider", pid, *p), value)
             for pid, plan in self.plans.items()
             for p, value in plan.changes
         ]
         return jsonc.modify_many(text, changes) if changes else None
+
+    def base(self, state: State, text: str) -> tuple[State, bool]:
+        """`state` (freshly loaded) as this plan of `text` saw it: settled, then judged; and
+        whether that rolled back a write here (it does so once: the first time it is saved)."""
+        state = settled(state, self.target, self.doc, sha256_bytes(text.encode("utf-8")))
+        if self.judged is None:
+            return state, False
+        return settle(state, self.target, self.judged), undoes(state, self.target, self.judged)

@@ -6,11 +6,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import structlog
+
 from syncd.errors import FetchError
 from syncd.sync.cycle import Planner
 from syncd.sync.locks import target_lock
+from syncd.sync.records import State
+from syncd.sync.stale import Judgement, describe
 from syncd.sync.state import load_state, save_state, state_file
 from syncd.sync.store import WriteResult, sha256_bytes, write_target
+
+log = structlog.get_logger("syncd.sync")
 
 
 def write_planned(
@@ -36,9 +42,10 @@ def write_planned(
 def mark_pending(target: Path, old_text: str, new_text: str, planner: Planner, state_dir: Path) -> None:
     """Record what this write will mean before it lands (see `State.settled`)."""
     with target_lock(state_file(), state_dir):
-        state = load_state().settled(target, sha256_bytes(old_text.encode("utf-8")))
+        state = _base(target, old_text, planner)
         pending = {pid: plan.state for pid, plan in planner.plans.items()}
-        save_state(state.with_pending(target, sha256_bytes(new_text.encode("utf-8")), pending))
+        save_state(state.with_pending(target, sha256_bytes(new_text.encode("utf-8")), pending,
+                                      planner.write))
 
 
 def record(target: Path, planner: Planner, result: WriteResult, state_dir: Path, at: float,
@@ -47,7 +54,7 @@ def record(target: Path, planner: Planner, result: WriteResult, state_dir: Path,
     now = datetime.fromtimestamp(at, UTC)
     with target_lock(state_file(), state_dir):
         # drops this cycle's own pending record (its plans follow) and settles a killed one's
-        state = load_state().settled(target, sha256_bytes(result.old_text.encode("utf-8")))
+        state = _base(target, result.old_text, planner)
         for f in planner.fetched:
             plan = planner.plans.get(f.pid)
             ps = plan.state if plan is not None else state.provider(target, f.pid)
@@ -57,5 +64,21 @@ def record(target: Path, planner: Planner, result: WriteResult, state_dir: Path,
                 ps = ps.succeeded(now)
             state = state.with_provider(target, f.pid, ps)
         if result.changed:  # keyed by the file written: the watcher skips syncd's own writes by it
-            state = state.with_write(written or target, result.sha256, now)
+            state = state.with_write(written or target, result.sha256, now, planner.write)
         save_state(state)
+
+
+def _base(target: Path, text: str, planner: Planner) -> State:
+    """The state file now, as `planner` planned from `text`; call it holding the state lock."""
+    based, rolled_back = planner.base(load_state(), text)
+    if rolled_back and planner.judged is not None:
+        log_undone(target, planner.judged)
+    return based
+
+
+def log_undone(target: Path, judged: Judgement) -> None:
+    """The one line that says why models the file lost are coming back instead of tombstoned."""
+    log.warning("a save undid syncd's last write(s), so it came from a buffer read before "
+                "them: syncd's changes are made again and nothing counts as deleted by hand "
+                "(to delete these models, delete them again)",
+                target=str(target), models=list(describe(judged)))

@@ -8,11 +8,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, TypedDict, TypeVar
+from typing import Any, TypedDict
 
-_V = TypeVar("_V")
-_T = TypeVar("_T")
+from syncd.sync.jsonshape import frozen as _frozen
+from syncd.sync.jsonshape import opt_str as _opt_str
+from syncd.sync.jsonshape import str_list as _str_list
+from syncd.sync.jsonshape import want as _want
+from syncd.sync.writes import (
+    RECENT_WRITES,
+    LastWrite,
+    LastWriteJSON,
+    write_from_json,
+    write_to_json,
+)
 
 VERSION = 2  # 2: `detected` (local runtimes detection added), `failing_since`
 
@@ -35,8 +43,11 @@ class TargetStateJSON(TypedDict, total=False):
     providers: dict[str, ProviderStateJSON]
     last_write_sha256: str | None
     last_write_at: str | None
+    recent_writes: list[LastWriteJSON]
+    undone_write: LastWriteJSON
     pending_sha256: str
     pending: dict[str, ProviderStateJSON]
+    pending_write: LastWriteJSON
     overlay: str
     in_overlay: bool
 
@@ -53,9 +64,6 @@ class StateJSON(TypedDict, total=False):
     targets: dict[str, TargetStateJSON]
     detected: dict[str, DetectedJSON]
 
-
-def _frozen(d: Mapping[str, _V] | None = None) -> Mapping[str, _V]:
-    return MappingProxyType(dict(d or {}))
 
 
 @dataclass(frozen=True)
@@ -93,10 +101,14 @@ class TargetState:
     providers: Mapping[str, ProviderState] = field(default_factory=_frozen)
     last_write_sha256: str | None = None
     last_write_at: str | None = None
+    # syncd's writes since a plan last judged a text that differs from them, newest first
+    recent_writes: tuple[LastWrite, ...] = ()
+    undone_write: LastWrite | None = None  # what a stale save last undid, until the next write
     # Recorded just before a replace: a syncd killed between the replace and its record would
     # otherwise leave the models it wrote unknown (user-owned for ever) — see `State.settled`.
     pending_sha256: str | None = None
     pending: Mapping[str, ProviderState] = field(default_factory=_frozen)
+    pending_write: LastWrite | None = None
     # the overlay file read with this target: it holds syncd's entries (`in_overlay`, write mode
     # "overlay"), or the user's (or syncd's not yet moved back) after a switch to "in-place"
     overlay: str | None = None
@@ -141,21 +153,31 @@ class State:
         return self.with_target(target, replace(ts, providers=_frozen(rest)))
 
     def with_pending(
-        self, target: str | Path, sha256: str | None, providers: Mapping[str, ProviderState]
+        self, target: str | Path, sha256: str | None, providers: Mapping[str, ProviderState],
+        write: LastWrite | None = None,
     ) -> State:
-        ts = replace(self.target(target), pending_sha256=sha256, pending=_frozen(providers))
+        ts = replace(self.target(target), pending_sha256=sha256, pending=_frozen(providers),
+                     pending_write=write)
         return self.with_target(target, ts)
 
-    def settled(self, target: str | Path, on_disk_sha256: str) -> State:
+    def settled(self, target: str | Path, on_disk_sha256: str, *, landed: bool | None = None
+                ) -> State:
         """Finish a write whose record a killed syncd never saved: its pending provider states
-        hold when the target holds the bytes it wrote, and are dropped otherwise."""
+        hold when it `landed` (by default: when the target holds the bytes it wrote), and are
+        dropped otherwise."""
         ts = self.target(target)
         if ts.pending_sha256 is None:
             return self
-        landed = ts.pending_sha256 == on_disk_sha256
+        if landed is None:
+            landed = ts.pending_sha256 == on_disk_sha256
         providers = {**ts.providers, **ts.pending} if landed else dict(ts.providers)
-        return self.with_target(target, replace(ts, providers=_frozen(providers),
-                                                pending_sha256=None, pending=_frozen()))
+        written, sha = ts.pending_write, ts.pending_sha256
+        ts = replace(ts, providers=_frozen(providers), pending_sha256=None, pending=_frozen(),
+                     pending_write=None)
+        if landed:
+            recent = ((written,) + ts.recent_writes)[:RECENT_WRITES] if written else ()
+            ts = replace(ts, last_write_sha256=sha, recent_writes=recent, undone_write=None)
+        return self.with_target(target, ts)
 
     def with_overlay(self, target: str | Path, overlay: str | None, home: bool) -> State:
         ts = replace(self.target(target), overlay=overlay, in_overlay=home and overlay is not None)
@@ -170,8 +192,13 @@ class State:
         rest = {k: v for k, v in self.detected.items() if k != base_url}
         return replace(self, detected=_frozen({**rest, **({base_url: d} if d else {})}))
 
-    def with_write(self, target: str | Path, sha256: str, at: datetime) -> State:
-        ts = replace(self.target(target), last_write_sha256=sha256, last_write_at=at.isoformat())
+    def with_write(
+        self, target: str | Path, sha256: str, at: datetime, write: LastWrite | None = None
+    ) -> State:
+        ts = self.target(target)
+        recent = ((write,) + ts.recent_writes)[:RECENT_WRITES] if write else ()
+        ts = replace(ts, last_write_sha256=sha256, last_write_at=at.isoformat(),
+                     recent_writes=recent, undone_write=None)
         return self.with_target(target, ts)
 
 
@@ -206,9 +233,15 @@ def _target_to_json(ts: TargetState) -> TargetStateJSON:
         "last_write_sha256": ts.last_write_sha256,
         "last_write_at": ts.last_write_at,
     }
+    if ts.recent_writes:
+        out["recent_writes"] = [write_to_json(w) for w in ts.recent_writes]
+    if ts.undone_write is not None:
+        out["undone_write"] = write_to_json(ts.undone_write)
     if ts.pending_sha256 is not None:
         out["pending_sha256"] = ts.pending_sha256
         out["pending"] = {pid: _provider_to_json(ps) for pid, ps in sorted(ts.pending.items())}
+        if ts.pending_write is not None:
+            out["pending_write"] = write_to_json(ts.pending_write)
     if ts.overlay is not None:
         out["overlay"] = ts.overlay
         out["in_overlay"] = ts.in_overlay
@@ -223,20 +256,6 @@ def to_json(state: State) -> StateJSON:
                            "declined_at": d.declined_at}
                      for url, d in sorted(state.detected.items())},
     }
-
-
-def _want(value: object, typ: type[_T], what: str) -> _T:
-    if not isinstance(value, typ) or (isinstance(value, bool) and typ is int):
-        raise ValueError(f"{what} has the wrong type")
-    return value
-
-
-def _opt_str(value: object, what: str) -> str | None:
-    return None if value is None else _want(value, str, what)
-
-
-def _str_list(value: object, what: str) -> list[str]:
-    return [_want(v, str, what) for v in _want(value, list, what)]
 
 
 def _provider_from_json(raw: object, where: str) -> ProviderState:
@@ -275,11 +294,16 @@ def from_json(doc: Mapping[str, Any]) -> State:
                                for pid, p in provs.items()}),
             last_write_sha256=_opt_str(t.get("last_write_sha256"), "last_write_sha256"),
             last_write_at=_opt_str(t.get("last_write_at"), "last_write_at"),
+            recent_writes=tuple(
+                w for i, raw_w in enumerate(_want(t.get("recent_writes", []), list, "recent_writes"))
+                if (w := write_from_json(raw_w, f"{path}: recent_writes[{i}]")) is not None),
+            undone_write=write_from_json(t.get("undone_write"), f"{path}: undone_write"),
             pending_sha256=_opt_str(t.get("pending_sha256"), "pending_sha256"),
             pending=_frozen({pid: _provider_from_json(p, f"{path}: pending {pid}")
                              for pid, p in _want(t.get("pending", {}), dict, "pending").items()}),
             overlay=_opt_str(t.get("overlay"), "overlay"),
             in_overlay=_want(t.get("in_overlay", False), bool, "in_overlay"),
+            pending_write=write_from_json(t.get("pending_write"), f"{path}: pending_write"),
         )
     detected: dict[str, Detected] = {}
     for url, raw in _want(doc.get("detected", {}), dict, "detected").items():

@@ -13,6 +13,8 @@ from syncd.sync.locks import target_lock
 from syncd.sync.outcome import unserved_warnings
 from syncd.sync.overlay import layered_view, placed_only
 from syncd.sync.plan import plan_provider, protected_models
+from syncd.sync.record import log_undone
+from syncd.sync.stale import judge, settle, settled
 from syncd.sync.state import load_state, save_state, state_file
 from syncd.sync.store import read_target
 
@@ -30,7 +32,13 @@ def revalidate(target: Path, settings: Settings, state_dir: Path) -> TargetRepor
         state = load_state()
         # what OpenCode merges: the target and the overlay that may hold syncd's models
         layers, home_sha256, fresh = layered_view(target, settings, state, snap.text)
-        state = state.settled(target, home_sha256)
+        state = settled(state, target, data, home_sha256)
+        # a stale buffer's save is judged in place only (an overlay's writes keep no record)
+        judged = judge(data, home_sha256, state, target) if len(layers.docs) == 1 else None
+        if judged is not None:
+            state = settle(state, target, judged)
+            if judged.undid:
+                log_undone(target, judged)
         for pid, block in custom_providers(data).items():
             ps = state.provider(target, pid)
             ps = placed_only(ps, layers, pid) if fresh else ps
@@ -42,7 +50,9 @@ def revalidate(target: Path, settings: Settings, state_dir: Path) -> TargetRepor
             )
             state = state.with_provider(target, pid, plan.state)
             warnings = unserved_warnings(models_of(view) or {}, plan.state)
+            back = judged.back.get(pid, ()) if judged is not None else ()
             reports.append(ProviderReport(pid, Status.OK, kind=ps.kind, served=ps.served,
-                                          tombstoned=plan.tombstoned, warnings=warnings))
+                                          tombstoned=plan.tombstoned, restored=back,
+                                          warnings=warnings))
         save_state(state)
     return TargetReport(str(target), providers=tuple(reports))
