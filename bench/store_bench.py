@@ -44,6 +44,16 @@ def manifest(store: Path, name: str) -> Path:
     return store / "manifests" / "registry.ollama.ai" / "library" / name / "latest"
 
 
+def prune(path: Path) -> None:
+    """What `ollama rm` does (manifest/manifest.go: Remove, then PruneDirectory): the manifest goes,
+    then every folder it leaves empty."""
+    path.unlink()
+    folder = path.parent
+    while folder.name != "manifests" and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
+
+
 def synced_with(field: str) -> Callable[[dict[str, Any]], bool]:
     return lambda line: line.get("event") == "provider synced" and line.get(field, 0) >= 1
 
@@ -90,7 +100,7 @@ class Setup:
         self.fake.models[:] = [m for m in self.fake.models if m["id"] != f"{name}:latest"]
         at = self.daemon.mark()
         started = time.monotonic()
-        manifest(self.store, name).unlink()
+        prune(manifest(self.store, name))
         seen = self.daemon.wait(synced_with("removed"), since=at, timeout=60)
         return seen - started
 

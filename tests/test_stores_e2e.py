@@ -36,8 +36,14 @@ def pull(fake: FakeProvider, store: Path, model: dict[str, object]) -> None:
 
 
 def remove(fake: FakeProvider, store: Path, model_id: str) -> None:
+    """What `ollama rm` does (manifest/manifest.go: Remove, then PruneDirectory)."""
     fake.models[:] = [m for m in fake.models if m["id"] != model_id]
-    manifest(store, model_id).unlink()
+    path = manifest(store, model_id)
+    path.unlink()
+    folder = path.parent
+    while folder.name != "manifests" and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def started(isolated_home: Path, fake: FakeProvider, daemon: Callable[..., DaemonProc],  # noqa: F811
