@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from syncd.jsonc import REMOVE, JsoncError, modify, modify_many, parse  # noqa: E402
+from syncd.jsonc.clean import clean  # noqa: E402
 
 
 def make_config(target_bytes: int) -> str:
@@ -117,7 +118,7 @@ def growth(quick: bool, quiet: bool) -> list[dict[str, object]]:
     out = (lambda *a: None) if quiet else print
     sizes = (100_000, 1_000_000) if quick else (100_000, 1_000_000, 10_000_000)
     reps = 2 if quick else 5
-    parse_t, add_t = [], []
+    parse_t, add_t, loads_t = [], [], []
     for size in sizes:
         text = make_config(size)
         path = ["provider", "prov0", "models", "new"]
@@ -133,10 +134,17 @@ def growth(quick: bool, quiet: bool) -> list[dict[str, object]]:
                      "measured": round(add_t[-1] * 1000, 2), "unit": "ms", "ratio": None,
                      **({"verdict": "met" if add_t[-1] * 1000 <= ADD_10MB_TARGET_MS else "missed"}
                         if add_target else {})})
+        # the floor: CPython's own C decoder on the same text without its comments, which builds
+        # the same objects (at 10 MB, about a million of them)
+        plain = json.dumps(json.loads(clean(text).json))
+        loads_t.append(best_s(lambda plain=plain: json.loads(plain), reps))
     for i in range(1, len(sizes)):
         span = f"{sizes[i - 1] // 1000:,} KB -> {sizes[i] // 1000:,} KB"
         rows.append(growth_row(f"parse, {span}", parse_t[i - 1], parse_t[i], 10))
         rows.append(growth_row(f"add one model, {span}", add_t[i - 1], add_t[i], 10))
+        ref = growth_row(f"json.loads of the same data (reference, no target), {span}",
+                         loads_t[i - 1], loads_t[i], 10)
+        rows.append({**ref, "target": "", "verdict": ""})
 
     counts = (4_000, 8_000) if quick else (4_000, 8_000, 16_000)
     broken_t = []

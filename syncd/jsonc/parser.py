@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any, Protocol
 
@@ -270,7 +273,8 @@ class _Parser:
 def parse_tree(text: str) -> Node:
     """The document's root node with spans (absolute offsets into `text`, BOM included)."""
     try:
-        return _Parser(text).document()
+        with paused_gc():
+            return _Parser(text).document()
     except RecursionError:
         raise JsoncError(1, 1, "nesting too deep") from None
 
@@ -294,6 +298,20 @@ DECODER = json.JSONDecoder(object_pairs_hook=_unique, parse_constant=_no_constan
 TRUSTED_DECODER = json.JSONDecoder(parse_constant=_no_constants)
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Decoding builds containers that hold no cycles, so the cycle collector has nothing to find
+    in them; left on, it walks every object built so far again and again (a third of the time of
+    a 10 MB file). Nested and threaded use are safe: it only ever delays a collection."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def parse(text: str) -> Any:
     """The data of a JSONC document: dicts in file order, lists, str, int, float, bool, None.
 
@@ -303,7 +321,8 @@ def parse(text: str) -> Any:
     plain = clean(text)
     if plain is not None:
         try:
-            return DECODER.decode(plain.json)
+            with paused_gc():
+                return DECODER.decode(plain.json)
         except (ValueError, RecursionError):
             pass
     return parse_tree(text).value

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from syncd.jsonc.clean import BOM, TRIVIA, clean, skip_trivia
-from syncd.jsonc.parser import DECODER, TRUSTED_DECODER, Entry, Node, parse_tree
+from syncd.jsonc.parser import DECODER, TRUSTED_DECODER, Entry, Node, parse_tree, paused_gc
 
 Trie = dict[str | int, "Trie"]
 
@@ -136,7 +136,8 @@ def span_tree(
         reader = _Reader(text, plain.json, trusted_off_paths)
         try:
             start = skip_trivia(text, 1 if text.startswith(BOM) else 0)
-            root = reader.value_at(start, _trie(paths))
+            with paused_gc():
+                root = reader.value_at(start, _trie(paths))
             if skip_trivia(text, root.end) == len(text):
                 return SpanTree(root, plain.trailing_commas)
         except (_Unsure, ValueError, IndexError, RecursionError):
