@@ -180,6 +180,10 @@ async def test_a_manifest_written_in_a_store_runs_the_job_of_each_provider_it_se
     task = asyncio.create_task(watch.run())
     try:
         await asyncio.wait_for(watch.watching.wait(), BOUND)
+        await requests.next()
+        # a folder new to the watch runs its providers once: for a pull before it was watched
+        assert sorted(requests.keys) == [(t, "ollama"), (t, "studio")]
+        requests.keys.clear()
         model = manifests / "registry.ollama.ai" / "library" / "qwen3" / "8b"
         model.parent.mkdir()
         model.write_text('{"schemaVersion": 2}')
@@ -199,9 +203,10 @@ async def test_a_llama_cpp_router_is_asked_to_rescan_before_its_job_runs(tmp_pat
     task = asyncio.create_task(watch.run())
     try:
         await asyncio.wait_for(watch.watching.wait(), BOUND)
+        assert await requests.next() == (t, "llama")  # newly watched: one run
         (tmp_path / "new.gguf").write_bytes(b"GGUF")
         assert await requests.next() == (t, "llama")
-        assert source.asked == [((t, "llama"), True)]
+        assert source.asked == [((t, "llama"), True)]  # only the change asked for a rescan
     finally:
         watch.stop()
         await asyncio.wait_for(task, BOUND)

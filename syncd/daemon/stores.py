@@ -101,6 +101,8 @@ class StoreWatch:
         self._poll_now = asyncio.Event()
         self.folders: tuple[Path, ...] = ()
         self.watching = asyncio.Event()  # set once the current folders are watched
+        self._seen: set[Path] = set()  # folders watched at some point (their providers ran since)
+        self._logged_polled: list[JobKey] = []
 
     @property
     def polled(self) -> list[JobKey]:
@@ -132,8 +134,8 @@ class StoreWatch:
         if folders != self.folders:
             self.folders = folders
             self._restart.set()
-            log.info("model stores watched", folders=[str(f) for f in folders],
-                     polled=[k[1] for k in sorted(polled)])
+        elif polled and set(polled) != set(self._logged_polled):
+            self._announce()
 
     # -- running -----------------------------------------------------------------------------
 
@@ -164,6 +166,7 @@ class StoreWatch:
                 continue
             # waiters resume after awatch's first step has set the watches up (same task step)
             self.watching.set()
+            asyncio.get_running_loop().call_soon(self._watched, folders)
             try:
                 async for changes in awatch(
                     *folders, stop_event=self._restart, recursive=True, step=STEP_MS,
@@ -174,6 +177,22 @@ class StoreWatch:
                 log.exception("model store watch failed; starting it again")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._restart.wait(), timeout=1.0)
+
+    def _watched(self, folders: tuple[Path, ...]) -> None:
+        """The watches are live: say so, and run the providers of folders new to the watch once,
+        for what changed there between their last run and now (a pull during start-up)."""
+        self._announce()
+        for folder in folders:
+            if folder not in self._seen:
+                self._seen.add(folder)
+                for s in self._by_folder.get(folder, ()):
+                    if _key(s) in self._jobs and not self._stopped.is_set():
+                        self._request(_key(s))
+
+    def _announce(self) -> None:
+        self._logged_polled = sorted(self._polled)
+        log.info("model stores watched", folders=[str(f) for f in self.folders],
+                 polled=[k[1] for k in self._logged_polled])
 
     def _changed(self, paths: set[Path]) -> None:
         loop = asyncio.get_running_loop()
