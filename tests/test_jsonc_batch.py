@@ -140,7 +140,7 @@ def test_overlapping_changes_are_planned_in_one_read_of_the_text(monkeypatch: py
     ]
     out = modify_many(text, changes)
     assert parse(out) == {"p": {"z": 1, "y": 2}, "l": [3, 7, 8, {"k": 2}]}
-    assert len(reads) == 2  # the original and the verification: no change is redone on its own
+    assert reads == [text]  # one read of the original; no change is redone on its own
 
 
 def test_an_edit_reads_only_the_containers_on_its_path() -> None:
@@ -186,8 +186,18 @@ def test_verification_refuses_an_edit_that_would_repeat_a_key(monkeypatch: pytes
 
 def test_verification_sees_a_number_that_changed_type(monkeypatch: pytest.MonkeyPatch) -> None:
     real = edit.apply_edits
-    monkeypatch.setattr(edit, "apply_edits", lambda t, e: real(t, e).replace('"b": 2', '"b": 2.0'))
+    # same length, so only the value can tell: 1e2 reads as 100.0, equal to 100 but not the same
+    monkeypatch.setattr(edit, "apply_edits", lambda t, e: real(t, e).replace('"b": 100', '"b": 1e2'))
     with pytest.raises(PatchError, match="intended data"):
+        modify('{\n  "a": 1\n}\n', ["b"], 100)
+
+
+def test_verification_refuses_an_object_that_grew_more_than_its_edits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = edit.apply_edits
+    monkeypatch.setattr(edit, "apply_edits", lambda t, e: real(t, e).replace('"b": 2', '"b": 2, "c": 3'))
+    with pytest.raises(PatchError):
         modify('{\n  "a": 1\n}\n', ["b"], 2)
 
 

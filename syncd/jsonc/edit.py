@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import copy
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from itertools import accumulate
 from typing import Any
 
 from syncd.errors import PatchError
 from syncd.jsonc import REMOVE
+from syncd.jsonc.clean import clean
 from syncd.jsonc.emit import Edit, Emitter, Group
 from syncd.jsonc.layout import Layout
-from syncd.jsonc.parser import JsoncError, Node
+from syncd.jsonc.parser import DECODER, TRUSTED_DECODER, JsoncError, Node, parse, paused_gc
 from syncd.jsonc.spans import SpanTree, span_tree
 
 Path = Sequence[str | int]
@@ -123,6 +125,8 @@ class _Batch:
         self.gone: set[int] = set()  # nodes whose entry was replaced or removed
         self.foreign: set[int] = set()  # ids of caller values the batch holds (copied before edits)
         self.whole: list[Any] = []  # [new root value] once the whole document is replaced
+        self.edits: list[Edit] = []
+        self.grown: list[tuple[int, int]] = []  # spans of the objects that get new keys
 
     def group(self, node: Node, parent_multiline: bool, above: list[int]) -> Group:
         g = self.groups.get(id(node))
@@ -186,7 +190,7 @@ class _Batch:
     def run(self, changes: Sequence[tuple[Path, Any]]) -> str:
         for path, value in changes:
             self.plan(path, value)
-        lay, edits = self.lay, []
+        lay, edits = self.lay, self.edits
         if self.whole:
             root = self.root
             if not _same(root.value, self.whole[0]):
@@ -198,6 +202,8 @@ class _Batch:
             if id(g.node) in self.gone or any(a in self.gone for a in g.above):
                 continue  # a change replaced or removed this container after editing inside it
             node = g.node
+            if g.added and node.kind == "object":
+                self.grown.append((node.start, node.end))
             for idx, new in g.replaced.items():
                 entry = node.entries[idx]
                 if _same(entry.node.value, new):
@@ -210,21 +216,48 @@ class _Batch:
         return apply_edits(self.text, edits)
 
 
-def _verify(result: str, expected: Any, changes: Sequence[tuple[Path, Any]]) -> None:
+def _shift(edits: list[Edit]) -> Callable[[int], int]:
+    """Where an offset of the original text is in the patched text (offsets outside the edits)."""
+    ends = [e[1] for e in edits]
+    deltas = list(accumulate(len(t) - (end - start) for start, end, t in edits))
+
+    def shifted(pos: int) -> int:
+        k = bisect_right(ends, pos)  # the edits that end at or before pos moved it
+        return pos + (deltas[k - 1] if k else 0)
+
+    return shifted
+
+
+def _verify(result: str, expected: Any, changes: Sequence[tuple[Path, Any]],
+            edits: list[Edit], grown: list[tuple[int, int]]) -> None:
     """The patched text must parse to exactly `expected`, in linear time.
 
-    Edits land only in the containers on the changes' paths, so those are read key by key (a
-    repeated key is an error there); elsewhere the text is the original's, already checked, or
-    values rendered from data, which cannot repeat a key.
-    The whole document is compared with ==, at C speed: that catches any value that differs
-    except in key order and in 1 / 1.0 / True. Those two can only differ where text was edited,
-    which is on the changes' paths: there the key order of each container walked through is
-    compared (once per container), and each value written is compared strictly.
+    The whole result is decoded at C speed. A key can only be repeated where a key was added:
+    each object that got new keys is decoded again with the repeated-key check, from where its
+    text now starts, and must end exactly where its text now ends; everywhere else the text is
+    the original's (already checked) or rendered from data, which cannot repeat a key.
+    The whole document is compared with ==: that catches any value that differs except in key
+    order and in 1 / 1.0 / True, which can only differ where text was edited, on the changes'
+    paths: there the key order of each object walked through is compared (once per object),
+    and each value written is compared strictly.
     """
+    plain = clean(result)
     try:
-        got = span_tree(result, (p for p, _ in changes), trusted_off_paths=True).root.value
-    except JsoncError as exc:
-        raise PatchError(f"the patched text does not parse ({exc}); nothing was changed") from None
+        if plain is None:
+            raise ValueError("not plain")
+        with paused_gc():
+            got = TRUSTED_DECODER.decode(plain.json)
+            shifted = _shift(sorted(edits, key=lambda e: (e[0], e[1])))
+            for start, end in grown:
+                _, stop = DECODER.raw_decode(plain.json, shifted(start))
+                if stop != shifted(end - 1) + 1:  # its '}' moved by the edits before and in it
+                    raise ValueError("an object that got new keys does not end where it should")
+    except (ValueError, RecursionError) as why:
+        try:
+            parse(result)
+        except JsoncError as exc:
+            raise PatchError(f"the patched text does not parse ({exc}); nothing was changed") from None
+        raise PatchError(f"the patched text does not parse ({why}); nothing was changed") from None
     bad = PatchError("the patched text does not hold the intended data; nothing was changed")
     if got != expected:
         raise bad
@@ -256,13 +289,14 @@ def modify_many(text: str, changes: Sequence[tuple[Path, Any]]) -> str:
     """
     changes = [(tuple(p), v) for p, v in changes]
     tree = span_tree(text, (p for p, _ in changes))
+    batch = _Batch(text, tree)
     try:
-        result = _Batch(text, tree).run(changes)
+        result = batch.run(changes)
     except (TypeError, ValueError) as exc:
         raise PatchError(f"value cannot be written as JSON: {exc}") from None
     expected: Any = tree.root.value  # the tree is not used any more: its data becomes the expectation
     foreign: set[int] = set()
     for path, value in changes:
         expected = _apply_data(expected, path, value, foreign)
-    _verify(result, expected, changes)
+    _verify(result, expected, changes, batch.edits, batch.grown)
     return result
