@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from syncd.jsonc.clean import BOM, TRIVIA, clean, skip_trivia
-from syncd.jsonc.parser import DECODER, TRUSTED_DECODER, Entry, Node, parse_tree, paused_gc
+from syncd.jsonc.parser import DECODER, Entry, Node, parse_tree, paused_gc
 
 Trie = dict[str | int, "Trie"]
 
@@ -50,11 +50,9 @@ class SpanTree:
 class _Reader:
     """Reads containers of one text, against the same-length JSON of it."""
 
-    def __init__(self, text: str, plain: str, trusted_off_paths: bool) -> None:
+    def __init__(self, text: str, plain: str) -> None:
         self.text = text
         self.plain = plain
-        self.trusted = trusted_off_paths
-        self.decode = (TRUSTED_DECODER if trusted_off_paths else DECODER).raw_decode
 
     def expand(self, node: Node) -> None:
         """Entries of a container that was skipped when the tree was built (asked for later)."""
@@ -67,14 +65,11 @@ class _Reader:
     def value_at(self, start: int, trie: Trie | None) -> Node:
         text = self.text
         ch = text[start]
-        if trie is not None and (ch == "{" or ch == "[" and not self.trusted):
+        if trie is not None and ch in "{[":
             node = Node("object" if ch == "{" else "array", start, self)
             self.read(node, trie)
             return node
-        # an array on the paths can gain no key of its own: decoding it with the key check is
-        # cheaper than reading it element by element
-        decode = DECODER.raw_decode if trie is not None else self.decode
-        value, end = decode(self.plain, start)
+        value, end = DECODER.raw_decode(self.plain, start)
         node = Node("object" if ch == "{" else "array" if ch == "[" else "scalar", start, self)
         node.end, node.value = end, value
         return node
@@ -123,17 +118,11 @@ class _Reader:
                 node.value = [e.node.value for e in entries]
 
 
-def span_tree(
-    text: str, paths: Iterable[Sequence[str | int]] = (), *, trusted_off_paths: bool = False
-) -> SpanTree:
-    """The span tree of `text`, read in full along `paths`; JsoncError when it is not JSONC.
-
-    `trusted_off_paths`: values off `paths` are syncd's own rendering or text already checked,
-    so a key repeated inside them need not be looked for (keys on the paths always are).
-    """
+def span_tree(text: str, paths: Iterable[Sequence[str | int]] = ()) -> SpanTree:
+    """The span tree of `text`, read in full along `paths`; JsoncError when it is not JSONC."""
     plain = clean(text)
     if plain is not None:
-        reader = _Reader(text, plain.json, trusted_off_paths)
+        reader = _Reader(text, plain.json)
         try:
             start = skip_trivia(text, 1 if text.startswith(BOM) else 0)
             with paused_gc():
