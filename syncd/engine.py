@@ -16,7 +16,7 @@ from syncd import jsonc, paths
 from syncd.errors import StateError, SyncdError, TargetError, TargetParseError
 from syncd.providers.blocks import custom_providers
 from syncd.providers.catalog import Catalog, load_catalog_async
-from syncd.providers.discover import FetchCache, make_client
+from syncd.providers.discover import CACHE_FILE, FetchCache, make_client
 from syncd.report import ProviderReport, TargetReport
 from syncd.settings import Settings, load_settings
 from syncd.sync.cycle import Planner, choose, fetch_blocks
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from syncd.notify.events import Event
     from syncd.sync.local import LocalStore, SpecCache
 
-CACHE_NAME = "fetch-cache.json"
+CACHE_NAME = CACHE_FILE
 CATALOG_MAX_AGE = 86400.0
 
 

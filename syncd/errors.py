@@ -97,3 +97,7 @@ class ServerFailed(FetchError):
 
 class BadResponse(FetchError):
     label = "bad-response"
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status  # the HTTP status of a 3xx/4xx answer, when that was the problem

@@ -18,6 +18,11 @@ class Kind(StrEnum):
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
     GEMINI = "gemini"
+    AZURE = "azure"  # Azure OpenAI: deployments its data plane cannot list
+
+
+# The kinds that run models on the machine they answer from: they never get a price.
+LOCAL_KINDS = frozenset({Kind.OLLAMA, Kind.LMSTUDIO, Kind.LLAMACPP})
 
 
 class ModelKind(StrEnum):
@@ -89,12 +94,21 @@ class ProviderSpec:
 
 @dataclass(frozen=True, slots=True)
 class RemoteModel:
-    """One model as a provider serves it, normalised (DESIGN §4.2). None means unknown."""
+    """One model as a provider serves it, normalised (DESIGN §4.2). None means unknown.
+
+    `context` is what the server serves when that is known (or, for a remote service, its one
+    number); a local server may also say the model's maximum (`max_context`) and what a loaded
+    instance serves right now (`live_context`). `discover` settles those three into `context`
+    and `context_served` (False: `context` is the maximum and the server may serve less).
+    """
 
     id: str
     name: str | None = None
     context: int | None = None
     output: int | None = None
+    max_context: int | None = None
+    live_context: int | None = None
+    context_served: bool | None = None
     tool_call: bool | None = None
     reasoning: bool | None = None
     vision: bool | None = None
@@ -104,6 +118,9 @@ class RemoteModel:
     kind: ModelKind | None = None  # None: nothing stated it (planning treats it as chat)
     cost_in: float | None = None  # USD per million tokens
     cost_out: float | None = None
+    cache_read: float | None = None
+    cache_write: float | None = None
+    status: str | None = None  # "deprecated" when upstream marks it so
     digest: str | None = None
 
 
@@ -123,6 +140,7 @@ class FetchResult:
     kind: Kind
     models: tuple[RemoteModel, ...]
     suspicious: tuple[Skipped, ...] = ()
+    unlisted: str | None = None  # why the provider has no model list (404/405, Azure): left as written
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,12 @@ def litellm_bin() -> str:
 
 
 @pytest.fixture(scope="session")
+def llama_server_bin() -> str:
+    """llama.cpp's llama-server, built by .ci/run from llama-cpp-python's sdist. Required in CI."""
+    return _tool("SYNCD_LLAMA_SERVER_BIN", "llama-server", "llama.cpp's llama-server")
+
+
+@pytest.fixture(scope="session")
 def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"corpus not found at {CORPUS}")

@@ -1,33 +1,46 @@
-"""Fake provider servers on 127.0.0.1 speaking each kind's documented shapes, with fault modes, for tests.
+"""Provider servers on 127.0.0.1 that answer with upstream bodies (tests/fixtures/upstream), with fault modes.
 
 Fixtures (import them into conftest.py, or `from tests.fakes import fake_provider`):
     fake_provider   factory: fake_provider(kind, models=None, **kw) -> FakeProvider; all closed at teardown
     fake_ollama, fake_lmstudio, fake_llamacpp, fake_openai, fake_anthropic, fake_gemini
                     one running server of that kind with its default models
 
-A FakeProvider's state is plain attributes, changed between cycles: `models` (simple dicts, see
-`default_models`), `fault` (None | "hang" | "slow" | "500" | "html" | "truncated" | "error200" |
-"401" | "429" | "huge" | "null"), `fault_paths` (None = every path, else path prefixes the fault
-applies to), `retry_after`, `delay` (seconds before every answer), `page_size` (Anthropic/Gemini
-pagination), `variant` ("litellm" | "openrouter" | "vllm" for openai; "legacy" for an LM Studio
-without /api/v1; "tags_caps" for an Ollama whose /api/tags carries `capabilities`), `api_key`.
-`requests` records every request received (method, path, headers, body).
+Two ways to serve. `corpus="server/scenario"` serves that fixture's routes byte for byte. Otherwise
+the server answers for its `models` (simple dicts, see `default_models`), each item made from a real
+upstream item (tests/upstream.py's templates) with only the values a test sets filled in: every key,
+nesting and type is the upstream's own.
+
+A FakeProvider's state is plain attributes, changed between cycles: `models`, `fault` (None |
+"hang" | "slow" | "500" | "html" | "truncated" | "error200" | "401" | "429" | "huge" | "null"),
+`fault_paths` (None = every path, else path prefixes the fault applies to), `retry_after`, `delay`
+(seconds before every answer), `page_size` (Anthropic/Gemini pagination), `variant` ("litellm" |
+"openrouter" | "vllm" for openai; "legacy" for an LM Studio 0.3 without /api/v1; "tags_caps" for an
+Ollama 0.30+ whose /api/tags carries capabilities), `api_key`. `requests` records every request
+received (method, path, headers, body).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # imported as tests.fakes by a bench script
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fake_bodies  # noqa: E402
+import upstream  # noqa: E402
+from fake_bodies import digest_of  # noqa: E402, F401  (tests import it from here)
 
 FAULTS = (None, "hang", "slow", "500", "html", "truncated", "error200", "401", "429", "huge", "null")
 KINDS = ("ollama", "lmstudio", "llamacpp", "openai", "anthropic", "gemini")
@@ -72,45 +85,6 @@ def default_models(kind: str) -> list[dict[str, Any]]:
     ]
 
 
-def digest_of(model: dict[str, Any]) -> str:
-    return str(model.get("digest") or hashlib.sha256(model["id"].encode()).hexdigest())
-
-
-def _caps(m: dict[str, Any]) -> list[str]:
-    caps = ["embedding"] if m.get("embedding") else ["completion"]
-    caps += [c for c, k in (("tools", "tools"), ("vision", "vision"), ("thinking", "reasoning"))
-             if m.get(k)]
-    return caps
-
-
-def _openai_item(m: dict[str, Any], variant: str | None, owner: str) -> dict[str, Any]:
-    item: dict[str, Any] = {"id": m["id"], "object": "model", "created": 1735689600,
-                            "owned_by": owner}
-    if variant == "vllm":
-        item.update(owned_by="vllm", root=m["id"], parent=None,
-                    max_model_len=m.get("context"), permission=[])
-    elif variant == "openrouter":
-        inputs = ["text", "image"] if m.get("vision") else ["text"]
-        params = ["max_tokens", "temperature"] + (["tools", "tool_choice"] if m.get("tools") else [])
-        params += ["reasoning", "include_reasoning"] if m.get("reasoning") else []
-        item = {"id": m["id"], "canonical_slug": m["id"], "name": m.get("name", m["id"]),
-                "created": 1735689600, "description": "", "context_length": m.get("context"),
-                "architecture": {"modality": "+".join(inputs) + "->text", "input_modalities": inputs,
-                                 "output_modalities": ["text"], "tokenizer": "Other"},
-                "pricing": {"prompt": f"{m.get('cost_in', 0) / 1e6:.10f}",
-                            "completion": f"{m.get('cost_out', 0) / 1e6:.10f}",
-                            "request": "0", "image": "0"},
-                "top_provider": {"context_length": m.get("context"),
-                                 "max_completion_tokens": m.get("output"), "is_moderated": False},
-                "per_request_limits": None, "supported_parameters": params}
-    elif variant == "litellm":
-        item["owned_by"] = "openai"
-        if m.get("embedding"):
-            item["mode"] = "embedding"
-    item.update(m.get("extra", {}))
-    return item
-
-
 class _Server(ThreadingHTTPServer):
     # real runtimes listen with a deep backlog (Go: 4096); socketserver's default of 5 drops SYNs
     # when syncd opens a hundred connections at once, and the client then waits out SYN retries
@@ -121,11 +95,16 @@ class FakeProvider:
     """One loopback server speaking one kind's shapes; see the module docstring for its knobs."""
 
     def __init__(self, kind: str, models: list[dict[str, Any]] | None = None, *,
-                 api_key: str | None = None, variant: str | None = None) -> None:
+                 api_key: str | None = None, variant: str | None = None,
+                 corpus: str | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}")
         self.kind = kind
         self.variant = variant
+        self.corpus: str | None = None
+        self._routes: dict[Any, dict[str, Any]] = {}
+        if corpus:
+            self.serve(corpus)
         self.models: list[dict[str, Any]] = list(default_models(kind) if models is None else models)
         self.api_key = api_key
         self.fault: str | None = None
@@ -142,12 +121,19 @@ class FakeProvider:
                                         name=f"fake-{kind}-{self.port}")
         self._thread.start()
 
+    def serve(self, corpus: str) -> None:
+        """From now on answer with this fixture's bodies (e.g. a model was loaded meanwhile)."""
+        self._routes = upstream.routes(corpus)
+        self.corpus = corpus
+
     @property
     def root(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     @property
     def base_url(self) -> str:
+        if self.corpus:
+            return self.root + upstream.base_path(self.corpus)
         if self.kind == "gemini":
             return self.root + "/v1beta"
         if self.variant == "openrouter":
@@ -181,52 +167,57 @@ class FakeProvider:
             return self.api_key in (headers.get("x-goog-api-key"), query.get("key", [None])[0])
         return headers.get("authorization") == f"Bearer {self.api_key}"
 
-    def route(self, method: str, path: str, query: dict[str, list[str]],
-              body: bytes) -> tuple[int, Any]:
-        k, v = self.kind, self.variant
+    def route(self, method: str, path: str, query: str, body: bytes) -> tuple[int, Any]:
+        if self.corpus:
+            return self._from_corpus(method, path, query, body)
+        k, v, models = self.kind, self.variant, self.models
+        params = parse_qs(query)
         if k == "ollama":
             if path == "/api/tags":
-                return 200, {"models": [self._tag(m) for m in self.models]}
+                return 200, {"models": [fake_bodies.ollama_tag(m, v == "tags_caps") for m in models]}
             if path == "/api/show" and method == "POST":
                 return self._show(body)
+            if path == "/api/ps":
+                return 200, fake_bodies.ollama_ps(models)
             if path == "/api/version":
-                return 200, {"version": "0.12.6"}
+                return 200, upstream.ollama_version()
         if k == "lmstudio":
-            if path == "/api/v1/models" and v != "legacy":
-                return 200, {"models": [self._lms_v1(m) for m in self.models]}
+            if path == "/api/v1/models":
+                if v == "legacy":  # LM Studio 0.3 answers a path it lacks with 200 and an error
+                    return 200, upstream.lmstudio_unexpected(path)
+                return 200, {"models": [fake_bodies.lmstudio_v1(m) for m in models]}
             if path == "/api/v0/models":
-                return 200, {"object": "list", "data": [self._lms_v0(m) for m in self.models]}
-        if k == "llamacpp" and path == "/props":
-            return 200, self._props()
+                return 200, {"object": "list", "data": [fake_bodies.lmstudio_v0(m) for m in models]}
+        if k == "llamacpp":
+            if path == "/props":
+                return 200, fake_bodies.llamacpp_props(models)
+            if path == "/v1/models":
+                return 200, fake_bodies.llamacpp_models(models)
         if k == "openai" and v == "litellm" and path in ("/model/info", "/v1/model/info"):
-            return 200, {"data": [self._litellm_info(m) for m in self.models]}
+            return 200, {"data": [fake_bodies.litellm_info(m) for m in models]}
         if k == "anthropic" and path == "/v1/models":
-            return self._page_anthropic(query)
+            return self._page_anthropic(params)
         if k == "gemini" and path == "/v1beta/models":
-            return self._page_gemini(query)
+            return self._page_gemini(params)
         if path == "/v1/models" or (v == "openrouter" and path == "/api/v1/models"):
             if k in ("anthropic", "gemini"):
                 return 404, {"error": "not found"}
-            owner = {"ollama": "library", "llamacpp": "llamacpp", "lmstudio": "organization_owner"}
-            items = [_openai_item(m, v, owner.get(k, "system")) for m in self.models]
-            if k == "llamacpp":
-                for item, m in zip(items, self.models, strict=True):
-                    item["meta"] = {"vocab_type": 2, "n_vocab": 151936,
-                                    "n_ctx_train": m.get("context"), "n_embd": 4096,
-                                    "n_params": 7_000_000_000, "size": 4_000_000_000}
-            return 200, {"object": "list", "data": items}
+            return 200, {"object": "list", "data": [fake_bodies.openai_item(m, v) for m in models]}
         return 404, {"error": f"no route for {path}"}
 
-    def _tag(self, m: dict[str, Any]) -> dict[str, Any]:
-        arch = m.get("arch", "llama")
-        tag: dict[str, Any] = {
-            "name": m["id"], "model": m["id"], "modified_at": "2025-10-01T12:00:00Z",
-            "size": 4_000_000_000, "digest": digest_of(m),
-            "details": {"parent_model": "", "format": "gguf", "family": arch, "families": [arch],
-                        "parameter_size": "7B", "quantization_level": "Q4_K_M"}}
-        if self.variant == "tags_caps":
-            tag["capabilities"] = _caps(m)
-        return tag
+    def _from_corpus(self, method: str, path: str, query: str, body: bytes) -> tuple[int, Any]:
+        answer = self._routes.get(upstream.route_key(method, path, query))
+        if answer is None:
+            return 404, {"error": f"the fixture {self.corpus} has no route {method} {path}?{query}"}
+        if "by" in answer:
+            try:
+                request = json.loads(body)
+            except ValueError:
+                return 400, {"error": "invalid JSON"}
+            name = request.get(answer["by"]) or request.get("name")
+            answer = answer["answers"].get(name, {"status": 404,
+                                                  "body": {"error": f"model '{name}' not found"}})
+        return int(answer["status"]), answer["body"]
 
     def _show(self, body: bytes) -> tuple[int, Any]:
         try:
@@ -234,78 +225,16 @@ class FakeProvider:
         except ValueError:
             return 400, {"error": "invalid JSON"}
         m = next((m for m in self.models if m["id"] == name), None)
-        if m is None:
+        if m is None:  # Ollama's own answer for a model it does not have
             return 404, {"error": f"model '{name}' not found"}
-        arch = m.get("arch", "llama")
-        params = 'stop "<|im_end|>"'
-        if m.get("num_ctx"):
-            params = f"num_ctx {m['num_ctx']}\n" + params
-        info = {"general.architecture": arch, "general.parameter_count": 7_000_000_000}
-        if m.get("context"):
-            info[f"{arch}.context_length"] = m["context"]
-        return 200, {"license": "", "modelfile": f"FROM {m['id']}\n", "parameters": params,
-                     "template": "{{ .Prompt }}", "details": self._tag(m)["details"],
-                     "model_info": info, "capabilities": _caps(m),
-                     "modified_at": "2025-10-01T12:00:00Z"}
-
-    def _lms_v1(self, m: dict[str, Any]) -> dict[str, Any]:
-        loaded = m.get("loaded_context")
-        return {"type": "embedding" if m.get("embedding") else "llm", "publisher": "lmstudio-community",
-                "key": m["id"], "display_name": m.get("name", m["id"]), "architecture": "qwen3",
-                "quantization": {"name": "Q4_K_M", "bits_per_weight": 4},
-                "size_bytes": 4_000_000_000, "params_string": "7B",
-                "loaded_instances": [{"id": m["id"], "config": {"context_length": loaded}}]
-                if loaded else [],
-                "max_context_length": m.get("context"), "format": "gguf",
-                "capabilities": {"vision": bool(m.get("vision")),
-                                 "trained_for_tool_use": bool(m.get("tools"))},
-                "description": None}
-
-    def _lms_v0(self, m: dict[str, Any]) -> dict[str, Any]:
-        typ = "embeddings" if m.get("embedding") else "vlm" if m.get("vision") else "llm"
-        item: dict[str, Any] = {
-            "id": m["id"], "object": "model", "type": typ, "publisher": "lmstudio-community",
-            "arch": "qwen3", "compatibility_type": "gguf", "quantization": "Q4_K_M",
-            "state": "loaded" if m.get("loaded_context") else "not-loaded",
-            "max_context_length": m.get("context")}
-        if m.get("loaded_context"):
-            item["loaded_context_length"] = m["loaded_context"]
-        if m.get("tools"):
-            item["capabilities"] = ["tool_use"]
-        return item
-
-    def _props(self) -> dict[str, Any]:
-        m = self.models[0] if self.models else {}
-        return {"default_generation_settings": {"n_ctx": m.get("num_ctx") or m.get("context"),
-                                                "params": {"temperature": 0.8}},
-                "total_slots": 1, "model_path": f"/models/{m.get('id', 'none')}.gguf",
-                "chat_template": "{{ messages }}",
-                "chat_template_caps": {"supports_tools": bool(m.get("tools")),
-                                       "supports_system_role": True},
-                "modalities": {"vision": bool(m.get("vision")), "audio": False},
-                "build_info": "b6500-fake"}
-
-    def _litellm_info(self, m: dict[str, Any]) -> dict[str, Any]:
-        return {"model_name": m["id"],
-                "litellm_params": {"model": f"openai/{m['id']}", "api_base": "http://127.0.0.1:9"},
-                "model_info": {
-                    "id": digest_of(m), "key": m["id"], "max_tokens": m.get("output"),
-                    "max_input_tokens": m.get("context"), "max_output_tokens": m.get("output"),
-                    "input_cost_per_token": m["cost_in"] / 1e6 if "cost_in" in m else None,
-                    "output_cost_per_token": m["cost_out"] / 1e6 if "cost_out" in m else None,
-                    "litellm_provider": "openai",
-                    "mode": "embedding" if m.get("embedding") else "chat",
-                    "supports_function_calling": m.get("tools"),
-                    "supports_vision": m.get("vision"), "supports_reasoning": m.get("reasoning")}}
+        return 200, fake_bodies.ollama_show(m)
 
     def _page_anthropic(self, query: dict[str, list[str]]) -> tuple[int, Any]:
         size = min(self.page_size, int(query.get("limit", ["20"])[0]))
         ids = [m["id"] for m in self.models]
         after = query.get("after_id", [None])[0]
         start = ids.index(after) + 1 if after in ids else 0
-        page = self.models[start:start + size]
-        data = [{"type": "model", "id": m["id"], "display_name": m.get("name", m["id"]),
-                 "created_at": "2025-09-29T00:00:00Z"} for m in page]
+        data = [fake_bodies.anthropic_item(m) for m in self.models[start:start + size]]
         return 200, {"data": data, "has_more": start + size < len(ids),
                      "first_id": data[0]["id"] if data else None,
                      "last_id": data[-1]["id"] if data else None}
@@ -313,15 +242,8 @@ class FakeProvider:
     def _page_gemini(self, query: dict[str, list[str]]) -> tuple[int, Any]:
         size = min(self.page_size, int(query.get("pageSize", ["50"])[0]))
         start = int(query.get("pageToken", ["0"])[0] or 0)
-        page = self.models[start:start + size]
-        body: dict[str, Any] = {"models": [{
-            "name": f"models/{m['id']}", "version": "001", "displayName": m.get("name", m["id"]),
-            "description": "", "inputTokenLimit": m.get("context"),
-            "outputTokenLimit": m.get("output"),
-            "supportedGenerationMethods": ["embedContent"] if m.get("embedding")
-            else ["generateContent", "countTokens"],
-            "temperature": 1.0, "topP": 0.95, "topK": 64, "thinking": bool(m.get("reasoning"))}
-            for m in page]}
+        body: dict[str, Any] = {"models": [fake_bodies.gemini_item(m)
+                                           for m in self.models[start:start + size]]}
         if start + size < len(self.models):
             body["nextPageToken"] = str(start + size)
         return 200, body
@@ -367,7 +289,7 @@ def _handler_for(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 else:
                     self._json(401, {"error": {"message": "Invalid API key", "type": "auth"}})
                 return
-            status, payload = fake.route(method, split.path, query, body)
+            status, payload = fake.route(method, split.path, split.query, body)
             self._json(status, payload)
 
         def _json(self, status: int, payload: Any, extra: dict[str, str] | None = None) -> None:

@@ -39,11 +39,12 @@ def test_vendor_slash_model_second() -> None:
     assert model.input_modalities == ("text", "image", "pdf") and model.vision is True
 
 
-def test_unique_owner_third_and_ambiguous_ids_untouched() -> None:
+def test_an_id_only_another_service_lists_is_not_enriched() -> None:
     catalog = Catalog(DATA)
-    assert catalog.enrich("gw", RemoteModel(id="claude-sonnet-4-5")).context == 200000
-    assert catalog.lookup("gw", "gpt-4o") is None  # listed by two providers: no guess
-    assert catalog.lookup("gw", "shared") is None
+    # only the `anthropic` catalog provider lists it, but a gateway `gw` is not Anthropic
+    assert catalog.lookup("gw", "claude-sonnet-4-5") is None
+    assert catalog.enrich("gw", RemoteModel(id="claude-sonnet-4-5")).context is None
+    assert catalog.lookup("gw", "gpt-4o") is None
     assert catalog.lookup("gw", "gpt-4") is None  # never fuzzy
 
 

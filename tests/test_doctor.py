@@ -330,9 +330,39 @@ def test_ollama_models_below_64k_context_warn_with_the_fix(fake_provider: Fake) 
     write_config({"ollama": block(fake.base_url, models=["small:8b", "nodefault:7b", "big:30b"])})
     check = one(doctor(), "context ollama")
     assert check.status is Status.WARN
-    assert "small:8b (8192)" in check.message and "nodefault:7b (server default)" in check.message
+    assert "small:8b (8192)" in check.message and "nodefault:7b (131072 written)" in check.message
     assert "big:30b" not in check.message
     assert "OLLAMA_CONTEXT_LENGTH=65536" in check.fix and "num_ctx 65536" in check.fix
+
+
+def test_a_maximum_written_where_the_server_may_serve_less_is_named_with_the_fix(
+        fake_provider: Fake) -> None:
+    fake = fake_provider("ollama", models=[{"id": "qwen3:8b", "context": 262144, "tools": True}])
+    write_config({"ollama": block(fake.base_url, models=["qwen3:8b"])})
+    check = one(doctor(), "context ollama")
+    assert check.status is Status.WARN
+    assert "written with the model's maximum" in check.message
+    assert "qwen3:8b (262144 written)" in check.message
+    assert "cut silently" in check.message and "`ollama ps`" in check.fix
+
+
+def test_lmstudio_unloaded_model_at_its_maximum_is_a_served_context_risk(fake_provider: Fake) -> None:
+    fake = fake_provider("lmstudio", corpus="lmstudio/0.4-v1-loaded")
+    write_config({"lmstudio": block(fake.base_url, models=["deepseek-r1"])})
+    check = one(doctor(), "context lmstudio")
+    assert check.status is Status.WARN and "deepseek-r1 (131072 written)" in check.message
+    assert "lms load" in check.fix
+
+
+def test_a_provider_without_a_model_list_is_explained(fake_provider: Fake) -> None:
+    fake = fake_provider("anthropic", corpus="anthropic-compatible/no-model-list")
+    write_config({"kimi": {**block(fake.base_url, models=["kimi-k2"], apiKey="sk-x"),
+                           "npm": "@ai-sdk/anthropic"}})
+    checks = doctor()
+    check = one(checks, "provider kimi")
+    assert check.status is Status.WARN and "does not list its models" in check.message
+    assert "by hand" in check.fix
+    assert not [c for c in checks if c.name == "models kimi"]  # nothing served to compare with
 
 
 def test_ollama_models_with_64k_context_pass(fake_provider: Fake) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import upstream
 from fakes import FakeProvider
 
 from syncd import jsonc
@@ -161,3 +162,39 @@ def test_corpus_configs_synced_against_a_fake_still_load_in_opencode(
         check = opencode(opencode_bin, "debug", "config", cwd=work)
         assert check.returncode == 0, (source.name, check.stderr[-2000:])
         cfg.unlink()
+
+
+# --- every config written from the upstream corpus --------------------------------------------------
+
+
+def _corpus_block(name: str, fake: FakeProvider) -> dict[str, Any]:
+    npm = {"anthropic": "@ai-sdk/anthropic", "gemini": "@ai-sdk/google"}.get(fake.kind,
+                                                                           "@ai-sdk/openai-compatible")
+    return {"npm": npm, "name": name, "options": {"baseURL": fake.base_url, "apiKey": "sk-oracle"}}
+
+
+def test_opencode_accepts_every_config_written_from_the_upstream_corpus(
+    opencode_bin: str, fake_provider: Factory, tmp_path: Path
+) -> None:
+    kinds = {"ollama": "ollama", "lmstudio": "lmstudio", "llamacpp": "llamacpp",
+             "anthropic": "anthropic", "anthropic-compatible": "anthropic", "gemini": "gemini"}
+    blocks: dict[str, Any] = {}
+    for name in upstream.names():
+        server = name.split("/")[0]
+        fake = fake_provider(kinds.get(server, "openai"), corpus=name)
+        pid = name.replace("/", "-").replace(".", "-").lower()
+        blocks[pid] = _corpus_block(name, fake)
+    global_config(json.dumps({"provider": blocks}, indent=2))
+    syncd_once()
+    written = jsonc.parse((Path(os.environ["XDG_CONFIG_HOME"]) / "opencode" / "opencode.jsonc").read_text())
+    check = opencode(opencode_bin, "debug", "config", cwd=tmp_path)
+    assert check.returncode == 0, check.stderr[-2000:]
+    out = opencode(opencode_bin, "models", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    offered = {line.strip() for line in out.stdout.splitlines() if line.strip()}
+    for pid, block in written["provider"].items():
+        models = block.get("models") or {}
+        # OpenCode hides a model whose status is "deprecated", as it does its catalog's
+        shown = {f"{pid}/{mid}" for mid, entry in models.items() if entry.get("status") != "deprecated"}
+        assert shown <= offered, (pid, shown - offered)
+    assert sum(len(b.get("models") or {}) for b in written["provider"].values()) > 40

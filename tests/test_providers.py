@@ -42,14 +42,10 @@ async def test_ollama_models_from_tags_and_show(fake_provider: Factory, variant:
     assert gemma.vision is True and coder.vision is False
     assert embed.kind is ModelKind.EMBEDDING and coder.kind is ModelKind.CHAT
     assert coder.digest == digest_of(fake.models[0])
-    shows = [r for r in fake.requests if r.path == "/api/show"]
-    if variant == "tags_caps":
-        assert shows == []  # capabilities in /api/tags: no /api/show needed (DESIGN §4.1)
-        assert coder.context is None
-    else:
-        assert len(shows) == len(fake.models)
-        assert coder.context == fake.models[0]["num_ctx"]  # num_ctx wins over <arch>.context_length
-        assert gemma.context == fake.models[1]["context"]
+    # /api/tags never carries the Modelfile, so /api/show is asked even when tags has capabilities
+    assert len([r for r in fake.requests if r.path == "/api/show"]) == len(fake.models)
+    assert (coder.context, coder.context_served) == (fake.models[0]["num_ctx"], True)
+    assert (gemma.context, gemma.context_served) == (fake.models[1]["context"], False)
 
 
 async def test_ollama_show_is_cached_by_digest(fake_provider: Factory) -> None:
@@ -58,7 +54,7 @@ async def test_ollama_show_is_cached_by_digest(fake_provider: Factory) -> None:
     await fetch(spec_of(fake, Kind.OLLAMA), cache)
     before = len(fake.requests)
     second = await fetch(spec_of(fake, Kind.OLLAMA), FetchCache.from_json(cache.to_json()))
-    assert [r.path for r in fake.requests[before:]] == ["/api/tags"]
+    assert "/api/show" not in [r.path for r in fake.requests[before:]]
     assert by_id(second)["qwen3-coder:30b"].context == 65536
 
 
@@ -76,13 +72,13 @@ async def test_lmstudio_native_api_then_v0(fake_provider: Factory, variant: str 
     fake.models[0]["loaded_context"] = 16384
     models = by_id(await fetch(spec_of(fake, Kind.LMSTUDIO)))
     first, second, third = (models[m["id"]] for m in fake.models)
-    assert first.context == 16384  # the loaded instance's context beats max_context_length
-    assert first.tool_call is True and second.vision is True
-    assert third.kind is ModelKind.EMBEDDING
+    assert second.vision is True and third.kind is ModelKind.EMBEDDING
     if variant is None:
-        assert first.name == fake.models[0]["name"]
-    else:
+        assert first.context == 16384  # the loaded instance's context beats max_context_length
+        assert first.name == fake.models[0]["name"] and first.tool_call is True
+    else:  # 0.3's documented /api/v0 says no loaded context: the maximum, flagged as such
         assert "/api/v0/models" in fake.paths()
+        assert (first.context, first.context_served) == (fake.models[0]["context"], False)
 
 
 async def test_lmstudio_falls_back_to_openai_models(fake_provider: Factory) -> None:

@@ -35,6 +35,7 @@ class Jobs:
         self._specs: dict[JobKey, JobSpec] = {}
         self._failures: dict[JobKey, int] = {}
         self._ok: dict[JobKey, bool] = {}
+        self._notes: dict[JobKey, tuple[str, ...]] = {}  # each provider's warnings, logged once
 
     def __contains__(self, key: JobKey) -> bool:
         return key in self._specs
@@ -58,7 +59,7 @@ class Jobs:
         for key in changes.removed:
             log.info("job dropped", target=str(key[0]), provider=key[1])
             self.sched.remove(key)
-            for d in (self._specs, self._failures, self._ok):
+            for d in (self._specs, self._failures, self._ok, self._notes):
                 d.pop(key, None)
         to_sync: dict[Path, list[str]] = {}
         for spec in (*changes.added, *changes.refetch, *changes.retimed):
@@ -88,6 +89,12 @@ class Jobs:
             if p is None:
                 log.warning("provider not synced", error=report.error, **fields)
                 continue
+            if p.status is Status.OK and p.warnings != self._notes.get(key, ()):
+                # "does not list its models" and the like hold every cycle: say them when they change
+                for note in p.warnings:
+                    if note not in self._notes.get(key, ()):
+                        log.warning(note, **fields)
+                self._notes[key] = p.warnings
             level = "info" if p.status is not Status.ERROR else "warning"
             getattr(log, level)(
                 "provider synced", status=str(p.status), served=p.served, added=len(p.added),

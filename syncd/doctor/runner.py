@@ -43,7 +43,7 @@ from syncd.providers.catalog import load_catalog
 from syncd.providers.credentials import provider_spec
 from syncd.providers.detect import Runtime, probe_runtimes, runtimes_from_env
 from syncd.providers.discover import FetchCache, bearer_headers, fetch_models, make_client
-from syncd.providers.fetch import redact_url, request_json, root_url
+from syncd.providers.fetch import redact_url, request_json
 from syncd.report import plural
 from syncd.service.status import ServiceStatus, manager_environment, service_status
 from syncd.settings import Settings, load_settings
@@ -111,7 +111,8 @@ def _key_fix(pid: str, block: Mapping[str, Any]) -> tuple[str, str]:
 
 async def _reach(name: str, pid: str, block: Mapping[str, Any], spec: ProviderSpec,
                  client: httpx.AsyncClient) -> tuple[Check, FetchResult | None, FetchCache]:
-    cache = FetchCache()
+    # what loaded models served when syncd last saw them (read only: doctor writes no cache)
+    cache = FetchCache.read(paths.state_dir())
     url = redact_url(spec.base_url)
     try:
         result = await fetch_models(spec, client, limits=LIMITS, cache=cache)
@@ -138,37 +139,51 @@ async def _reach(name: str, pid: str, block: Mapping[str, Any], spec: ProviderSp
         return Check(name, Status.FAIL, f"{url} lacks its /v1 prefix: OpenCode would call "
                      f"{url}/chat/completions, which {result.kind} does not serve",
                      f'set options.baseURL to "{base}/v1"'), result, cache
+    if result.unlisted is not None:
+        return Check(name, Status.WARN, f"{url}: {result.unlisted}",
+                     f"write the models you use into provider.{pid}.models by hand; syncd will "
+                     "neither add nor remove any there"), result, cache
     n = len(served_ids(result))
     return ok(name, f"{url} answers ({result.kind}), {plural(n, 'model')} served"), result, cache
 
 
+_SERVES = {Kind.OLLAMA: "Ollama serves its own default (4k-256k by VRAM) unless configured",
+           Kind.LMSTUDIO: "LM Studio serves the context it loads the model with",
+           Kind.LLAMACPP: "llama-server serves its -c/--ctx-size"}
 _CONTEXT_FIX = {
     Kind.OLLAMA: f"OLLAMA_CONTEXT_LENGTH={MIN_CONTEXT} ollama serve, or a Modelfile "
-                 f"`PARAMETER num_ctx {MIN_CONTEXT}`",
-    Kind.LLAMACPP: f"restart llama-server with `-c {MIN_CONTEXT}` (or more)",
+                 f"`PARAMETER num_ctx {MIN_CONTEXT}`; `ollama ps` shows what a loaded model serves",
+    Kind.LMSTUDIO: f"load it with `lms load MODEL --context-length {MIN_CONTEXT}` (or set the "
+                   "context in its load settings); syncd keeps what a loaded model serves",
+    Kind.LLAMACPP: f"restart llama-server with `-c {MIN_CONTEXT}` (or more; router mode: per model "
+                   "in --models-preset)",
 }
 
 
-def _context_check(pid: str, block: Mapping[str, Any], result: FetchResult,
-                   cache: FetchCache, base_url: str) -> Check:
-    """The effective context: Ollama's Modelfile num_ctx, else its server's (small) default;
-    llama.cpp's running n_ctx from /props."""
+def _listing(items: list[str]) -> str:
+    return ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
+
+def _context_check(pid: str, block: Mapping[str, Any], result: FetchResult) -> Check:
+    """The context each local chat model is served with: below 64k tool calls fail; the model's
+    maximum written where the server may serve less truncates prompts silently (DESIGN §4.10)."""
     name = f"context {pid}"
     listed = set(models_of(block) or {})
-    chat = [m for m in result.models if m.kind is not ModelKind.EMBEDDING]
+    chat = [m for m in result.models if m.kind in (None, ModelKind.CHAT)]
     chosen = [m for m in chat if m.id in listed] or chat
-    low: list[str] = []
-    for m in chosen:
-        show = cache.show(root_url(base_url), m.digest or "")
-        if show is not None and show.get("num_ctx") is None:
-            low.append(f"{m.id} (server default)")
-        elif m.context is not None and m.context < MIN_CONTEXT:
-            low.append(f"{m.id} ({m.context})")
-    if not low:
-        return ok(name, f"{plural(len(chosen), 'model')} with a context of at least {MIN_CONTEXT}")
-    more = f" and {len(low) - 3} more" if len(low) > 3 else ""
-    return Check(name, Status.WARN, f"context below {MIN_CONTEXT} (tool calls fail): "
-                 f"{', '.join(low[:3])}{more}", _CONTEXT_FIX[result.kind])
+    low = [f"{m.id} ({m.context})" for m in chosen
+           if m.context_served is not False and m.context is not None and m.context < MIN_CONTEXT]
+    risky = [f"{m.id} ({m.context} written)" for m in chosen if m.context_served is False]
+    if not low and not risky:
+        return ok(name, f"{plural(len(chosen), 'model')} served with a context of at least "
+                  f"{MIN_CONTEXT}")
+    parts = []
+    if low:
+        parts.append(f"context below {MIN_CONTEXT} (tool calls fail): {_listing(low)}")
+    if risky:
+        parts.append(f"written with the model's maximum, but {_SERVES[result.kind]} (longer "
+                     f"prompts are cut silently): {_listing(risky)}")
+    return Check(name, Status.WARN, "; ".join(parts), _CONTEXT_FIX[result.kind])
 
 
 async def _provider(target: Path, pid: str, block: Mapping[str, Any], auth: Mapping[str, Any],
@@ -185,12 +200,12 @@ async def _provider(target: Path, pid: str, block: Mapping[str, Any], auth: Mapp
                       f"set provider.{pid}.options.baseURL (is its variable set?)")]
     check, result, cache = await _reach(name, pid, block, spec, client)
     out = [check]
-    if result is not None:
+    if result is not None and result.unlisted is None:  # an unlisted provider serves nothing known
         served.setdefault(pid, []).extend(served_ids(result))
         managed = state.provider(target, pid).managed if state is not None else {}
         out.append(check_models(pid, block, result, managed))
         if result.kind in _CONTEXT_FIX:
-            out.append(_context_check(pid, block, result, cache, spec.base_url))
+            out.append(_context_check(pid, block, result))
     return out
 
 

@@ -22,15 +22,18 @@ MAX_AGE = 24 * 3600.0
 
 
 class Catalog:
-    """`{providerID: {models: {modelID: {...}}}}`; lookups are exact, never fuzzy (DESIGN §4.2)."""
+    """`{providerID: {api?, models: {modelID: {...}}}}`; lookups are exact, never fuzzy (DESIGN §4.2)."""
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         self._providers: dict[str, Mapping[str, Any]] = {}
+        self._by_api: dict[str, str] = {}
         for pid, block in (data or {}).items():
             models = block.get("models") if isinstance(block, Mapping) else None
             if isinstance(pid, str) and isinstance(models, Mapping):
                 self._providers[pid] = models
-        self._owners: dict[str, list[str]] | None = None
+                api = block.get("api")
+                if isinstance(api, str) and api:
+                    self._by_api.setdefault(_api_key(api), pid)
 
     def __len__(self) -> int:
         return len(self._providers)
@@ -45,28 +48,29 @@ class Catalog:
         entry = self._providers.get(pid, {}).get(model_id)
         return entry if isinstance(entry, Mapping) else None
 
-    def lookup(self, provider_id: str, model_id: str) -> Mapping[str, Any] | None:
-        """Same provider id; then `vendor/model` as vendor's model; then the one provider listing it."""
+    def lookup(self, provider_id: str, model_id: str,
+               base_url: str | None = None) -> Mapping[str, Any] | None:
+        """The catalog entry of the same service only: the same provider id; else the catalog
+        provider whose API base is `base_url`; else `vendor/model` as vendor's own model. Never
+        "the one provider listing this ID": another reseller's data is not this service's."""
         entry = self._entry(provider_id, model_id)
         if entry is not None:
             return entry
-        if "/" in model_id:
-            vendor, rest = model_id.split("/", 1)
-            entry = self._entry(vendor, rest)
+        if base_url:
+            same_api = self._by_api.get(_api_key(base_url))
+            entry = self._entry(same_api, model_id) if same_api else None
             if entry is not None:
                 return entry
-        if self._owners is None:
-            owners: dict[str, list[str]] = {}
-            for pid, models in self._providers.items():
-                for mid in models:
-                    owners.setdefault(mid, []).append(pid)
-            self._owners = owners
-        found = self._owners.get(model_id, [])
-        return self._entry(found[0], model_id) if len(found) == 1 else None
+        if "/" in model_id:
+            vendor, rest = model_id.split("/", 1)
+            return self._entry(vendor, rest)
+        return None
 
-    def enrich(self, provider_id: str, model: RemoteModel) -> RemoteModel:
-        """`model` with only its unknown fields filled from the catalog: what the provider said wins."""
-        entry = self.lookup(provider_id, model.id)
+    def enrich(self, provider_id: str, model: RemoteModel, *, base_url: str | None = None,
+               prices: bool = True) -> RemoteModel:
+        """`model` with only its unknown fields filled from the catalog: what the provider said
+        wins; `prices=False` (a model served from this machine) takes no price at all."""
+        entry = self.lookup(provider_id, model.id, base_url)
         if entry is None:
             return model
         inputs = modalities(dig(entry, "modalities", "input"))
@@ -74,6 +78,7 @@ class Catalog:
         kind = None
         if outputs is not None and "text" not in outputs:
             kind = ModelKind.OTHER
+        status = entry.get("status")
         known: dict[str, Any] = {
             "context": as_int(dig(entry, "limit", "context")),
             "output": as_int(dig(entry, "limit", "output")),
@@ -84,11 +89,22 @@ class Catalog:
             "input_modalities": inputs,
             "output_modalities": outputs,
             "kind": kind,
-            "cost_in": _cost(dig(entry, "cost", "input")),
-            "cost_out": _cost(dig(entry, "cost", "output")),
+            "status": status if status in _STATUSES else None,
         }
+        if prices:
+            known.update({key: _cost(dig(entry, "cost", field)) for key, field in _COSTS})
         updates = {k: v for k, v in known.items() if v is not None and getattr(model, k) is None}
         return dataclasses.replace(model, **updates) if updates else model
+
+
+_COSTS = (("cost_in", "input"), ("cost_out", "output"), ("cache_read", "cache_read"),
+          ("cache_write", "cache_write"))
+_STATUSES = ("alpha", "beta", "deprecated")
+
+
+def _api_key(url: str) -> str:
+    """A base URL compared loosely: scheme and host case, and a trailing slash, do not matter."""
+    return url.strip().rstrip("/").lower()
 
 
 def _cost(value: object) -> float | None:

@@ -3,48 +3,73 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
+import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
-from syncd.errors import BadResponse, FetchError, FetchTimeout, Unreachable
+from syncd.errors import AuthFailed, BadResponse, FetchError, FetchTimeout, Unreachable
 from syncd.logs import register_secret
-from syncd.model import FetchResult, Kind, Limits, ProviderSpec, RemoteModel
+from syncd.model import LOCAL_KINDS, FetchResult, Kind, Limits, ProviderSpec, RemoteModel
 from syncd.providers import normalize
 from syncd.providers.catalog import Catalog
 from syncd.providers.fetch import DEFAULT_LIMITS, check_count, make_client, redact_url, request_json, root_url
 
 __all__ = [
-    "FetchCache", "Context", "Provider", "make_client", "detect_kind", "fetch_models",
+    "FetchCache", "Context", "Provider", "NotListed", "make_client", "detect_kind", "fetch_models",
     "fetch_many", "provider_for",
 ]
 
 _MAX_SHOWS = 4000
+_MAX_CONTEXTS = 4000
 _PORTS = {11434: Kind.OLLAMA, 1234: Kind.LMSTUDIO, 8080: Kind.LLAMACPP}
 _ID_WORDS = (
     ("ollama", Kind.OLLAMA), ("lmstudio", Kind.LMSTUDIO), ("lm-studio", Kind.LMSTUDIO),
     ("lm_studio", Kind.LMSTUDIO), ("llamacpp", Kind.LLAMACPP), ("llama.cpp", Kind.LLAMACPP),
     ("llama-cpp", Kind.LLAMACPP), ("llama_cpp", Kind.LLAMACPP),
 )
-_NPM = {"@ai-sdk/anthropic": Kind.ANTHROPIC, "@ai-sdk/google": Kind.GEMINI}
+_NPM = {"@ai-sdk/anthropic": Kind.ANTHROPIC, "@ai-sdk/google": Kind.GEMINI, "@ai-sdk/azure": Kind.AZURE}
+_AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
+# Kinds whose servers may simply have no model list (Anthropic-compatible endpoints, some
+# gateways): a 404/405 there means "not listed", not a broken provider.
+_MAY_NOT_LIST = (Kind.OPENAI, Kind.ANTHROPIC, Kind.GEMINI)
+_VERSIONED = re.compile(r"/v\d+[a-z0-9]*$")
+
+
+class NotListed(Exception):  # noqa: N818  (a state of the provider, not an error)
+    """A provider that cannot list its models: its models stay as the user wrote them."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+CACHE_FILE = "fetch-cache.json"  # in the state dir: the engine keeps it, doctor reads it
 
 
 @dataclass
 class FetchCache:
-    """What is worth remembering between cycles, per server: its detected kind, and Ollama's
-    /api/show answers by digest. Never shared between servers: one that claims another's digest
-    must not describe the other's model."""
+    """What is worth remembering between cycles, per server: its detected kind, Ollama's
+    /api/show answers by digest, and what each loaded model served. Never shared between servers:
+    one that claims another's digest must not describe the other's model."""
 
     kinds: dict[str, Kind] = field(default_factory=dict)  # base URL -> kind
     shows: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # root -> digest -> show
+    # the context a loaded instance served when last seen, by "<baseURL> <model ID>": what a
+    # model unloaded since still serves when it loads again (LM Studio, llama.cpp router, Ollama)
+    contexts: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"kinds": {url: str(kind) for url, kind in self.kinds.items()},
-                "shows_by_server": {root: dict(by) for root, by in self.shows.items()}}
+                "shows_by_server": {root: dict(by) for root, by in self.shows.items()},
+                "contexts": dict(self.contexts)}
 
     @classmethod
     def from_json(cls, data: object) -> FetchCache:
@@ -56,6 +81,7 @@ class FetchCache:
         if not isinstance(data, Mapping):
             return cache
         kinds, shows = data.get("kinds"), data.get("shows_by_server")
+        contexts = data.get("contexts")
         if isinstance(kinds, Mapping):
             for url, value in kinds.items():
                 if isinstance(url, str) and value in Kind._value2member_map_:
@@ -66,7 +92,19 @@ class FetchCache:
                     for digest, show in by_digest.items():
                         if isinstance(digest, str) and isinstance(show, Mapping):
                             cache.remember_show(root, digest, dict(show))
+        if isinstance(contexts, Mapping):
+            for key, length in contexts.items():
+                if isinstance(key, str) and normalize.as_int(length):
+                    cache.contexts[key] = int(length)
         return cache
+
+    @classmethod
+    def read(cls, state_dir: Path) -> FetchCache:
+        """The saved cache of `state_dir`; empty when missing or unreadable."""
+        try:
+            return cls.from_json(json.loads((state_dir / CACHE_FILE).read_bytes()))
+        except (OSError, ValueError):
+            return cls()
 
     def show(self, root: str, digest: str) -> dict[str, Any] | None:
         """What the server at `root` said about the model with `digest`, if it was asked before."""
@@ -80,6 +118,19 @@ class FetchCache:
             if not by:
                 del self.shows[oldest]
         self.shows.setdefault(root, {})[digest] = show
+
+    def settle_contexts(self, base_url: str, models: list[RemoteModel]) -> list[RemoteModel]:
+        """Each model's context made independent of load state, remembering what loaded ones serve."""
+        out = []
+        for model in models:
+            key = f"{base_url} {model.id}"
+            settled, live = normalize.settle_context(model, self.contexts.get(key))
+            if live is not None and self.contexts.get(key) != live:
+                if key not in self.contexts and len(self.contexts) >= _MAX_CONTEXTS:
+                    self.contexts.pop(next(iter(self.contexts)))
+                self.contexts[key] = live
+            out.append(settled)
+        return out
 
 
 @dataclass(frozen=True)
@@ -120,7 +171,8 @@ class Provider(Protocol):
 
 
 _MODULES = {Kind.OLLAMA: "ollama", Kind.LMSTUDIO: "lmstudio", Kind.LLAMACPP: "llamacpp",
-            Kind.OPENAI: "openai", Kind.ANTHROPIC: "anthropic", Kind.GEMINI: "gemini"}
+            Kind.OPENAI: "openai", Kind.ANTHROPIC: "anthropic", Kind.GEMINI: "gemini",
+            Kind.AZURE: "azure"}
 
 
 def provider_for(kind: Kind) -> Provider:
@@ -135,11 +187,24 @@ def bearer_headers(spec: ProviderSpec) -> dict[str, str]:
     return {"Authorization": f"Bearer {spec.api_key.reveal()}"} if spec.api_key else {}
 
 
+def is_azure(spec: ProviderSpec) -> bool:
+    """Azure OpenAI by its host, its `api-version` query, or its `api-key` header."""
+    try:
+        parts = urlsplit(spec.base_url)
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
+    return (host.endswith(_AZURE_HOSTS) or "api-version=" in parts.query
+            or any(name.lower() == "api-key" for name in spec.headers))
+
+
 def _static_kind(spec: ProviderSpec) -> Kind | None:
     if spec.kind is not None:
         return spec.kind
     if spec.npm in _NPM:
         return _NPM[spec.npm]
+    if is_azure(spec):
+        return Kind.AZURE
     lowered = spec.id.lower()
     for word, kind in _ID_WORDS:
         if word in lowered:
@@ -194,18 +259,63 @@ async def detect_kind(spec: ProviderSpec, client: httpx.AsyncClient, cache: Fetc
     return kind
 
 
+async def _unlisted(ctx: Context, exc: BadResponse) -> str:
+    """Why a 404/405 on the model list means "not listed" — unless the baseURL only lacks its
+    version prefix (`{base}/v1/models` answers), which stays the error it is."""
+    path = urlsplit(ctx.base).path.rstrip("/")
+    if exc.status == 404 and not _VERSIONED.search(path):
+        try:
+            await ctx.get(ctx.base + "/v1/models")
+        except AuthFailed:
+            raise exc from None  # the route exists; it only wants a key
+        except FetchError:
+            pass
+        else:
+            raise exc
+    return f"does not list its models (HTTP {exc.status} on its /models); left as written"
+
+
+def _is_loopback(base_url: str) -> bool:
+    try:
+        host = (urlsplit(base_url).hostname or "").lower()
+    except ValueError:
+        return False
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _settle(spec: ProviderSpec, kind: Kind, models: list[RemoteModel], cache: FetchCache,
+            catalog: Catalog | None) -> list[RemoteModel]:
+    """Stable contexts, catalog enrichment from the same service, then the rules that outrank both."""
+    models = cache.settle_contexts(spec.base_url, models)
+    local = kind in LOCAL_KINDS
+    if catalog is not None:
+        priced = not (local or _is_loopback(spec.base_url))
+        models = [catalog.enrich(spec.id, m, base_url=spec.base_url, prices=priced) for m in models]
+    models = [normalize.settle_kind(m) for m in models]
+    if local:  # never a price for a model served from this machine (DESIGN §4.2)
+        models = [normalize.unpriced(m) for m in models]
+    if kind in (Kind.LMSTUDIO, Kind.LLAMACPP):  # both accept tools for every model
+        models = [dataclasses.replace(m, tool_call=normalize.hint(m.tool_call)) for m in models]
+    return models
+
+
 async def _fetch(spec: ProviderSpec, client: httpx.AsyncClient, limits: Limits,
                  cache: FetchCache, catalog: Catalog | None) -> FetchResult:
     kind = await detect_kind(spec, client, cache, limits=limits)
     provider = provider_for(kind)
     headers = {**provider.auth_headers(spec), **{k: v.reveal() for k, v in spec.headers.items()}}
     ctx = Context(spec, client, limits, cache, headers)
-    raw = await provider.list_models(ctx)
+    try:
+        raw = await provider.list_models(ctx)
+    except NotListed as exc:
+        return FetchResult(spec.id, kind, (), unlisted=exc.reason)
+    except BadResponse as exc:
+        if kind not in _MAY_NOT_LIST or exc.status not in (404, 405):
+            raise
+        return FetchResult(spec.id, kind, (), unlisted=await _unlisted(ctx, exc))
     check_count(len(raw), limits, redact_url(spec.base_url))
     models, suspicious = normalize.screen(raw)
-    if catalog is not None:
-        models = [catalog.enrich(spec.id, m) for m in models]
-    models = [normalize.settle_kind(m) for m in models]
+    models = _settle(spec, kind, models, cache, catalog)
     return FetchResult(spec.id, kind, tuple(models), tuple(suspicious))
 
 

@@ -362,8 +362,9 @@ def _raise_status(
     if status >= 500:
         raise ServerFailed(f"{where}: HTTP {status}{suffix}; try again later", status=status)
     if status == 404:
-        raise BadResponse(f"{where}: HTTP 404 not found; check the baseURL and its /v1-style prefix")
-    raise BadResponse(f"{where}: HTTP {status}{suffix}")
+        raise BadResponse(f"{where}: HTTP 404 not found; check the baseURL and its /v1-style prefix",
+                          status=status)
+    raise BadResponse(f"{where}: HTTP {status}{suffix}", status=status)
 
 
 def _check_200(where: str, data: Any, secrets: tuple[str, ...]) -> Any:

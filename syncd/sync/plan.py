@@ -169,6 +169,11 @@ def plan_provider(*, current: Mapping[str, Any] | None, fetched: FetchResult | N
     skipped: list[str] = []
     new_models: dict[str, Any] = {}
     new_state = state
+    if fetched is not None and fetched.unlisted is not None:
+        # a provider without a model list: its entries stay exactly as written, every cycle
+        new_state = replace(state, kind=str(fetched.kind), served=0, served_ids=())
+        warnings.append(fetched.unlisted)
+        fetched = None
     if fetched is not None:
         served_ids = {m.id for m in fetched.models} | {s.id for s in fetched.suspicious}
         new_state = replace(state, kind=str(fetched.kind), served=len(served_ids),

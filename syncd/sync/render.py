@@ -12,6 +12,7 @@ from syncd.providers.normalize import unsafe_reason
 # the only modality values OpenCode's config schema accepts (DESIGN §1.4)
 MODALITIES = ("text", "audio", "image", "video", "pdf")
 DEFAULT_OUTPUT_CAP = 32000
+STATUSES = ("alpha", "beta", "deprecated")  # OpenCode's model `status` values (hides deprecated ones)
 
 _ACRONYMS = {"gpt": "GPT", "oss": "OSS", "vl": "VL", "moe": "MoE", "awq": "AWQ", "gguf": "GGUF",
              "mlx": "MLX", "gptq": "GPTQ", "fp8": "FP8", "fp16": "FP16", "bf16": "BF16",
@@ -112,4 +113,9 @@ def render_entry(m: RemoteModel) -> dict[str, Any]:
     cost_in, cost_out = _price(m.cost_in), _price(m.cost_out)
     if cost_in is not None and cost_out is not None:
         entry["cost"] = {"input": cost_in, "output": cost_out}
+        for key, value in (("cache_read", m.cache_read), ("cache_write", m.cache_write)):
+            if _price(value) is not None:
+                entry["cost"][key] = value
+    if m.status in STATUSES:
+        entry["status"] = m.status
     return entry

@@ -10,18 +10,24 @@ from syncd.errors import BadResponse
 from syncd.model import Kind, ModelKind, ProviderSpec, RemoteModel
 from syncd.providers.discover import Context
 from syncd.providers.fetch import check_count, unwrap_list
-from syncd.providers.normalize import as_int, as_str
+from syncd.providers.normalize import as_int, as_str, dig, inputs_from, supported
 
 API_VERSION = "2023-06-01"
 _MAX_PAGES = 100
 
 
 def from_item(item: Mapping[str, Any]) -> RemoteModel:
+    """A ModelInfo: limits, and `capabilities` leaves of the form `{"supported": bool}`."""
+    caps = item.get("capabilities")
+    inputs = inputs_from(image=supported(dig(caps, "image_input")),
+                         pdf=supported(dig(caps, "pdf_input")))
     return RemoteModel(
         id=as_str(item.get("id")) or "",
         name=as_str(item.get("display_name")),
         context=as_int(item.get("max_input_tokens")),
         output=as_int(item.get("max_tokens")),
+        reasoning=supported(dig(caps, "thinking")),
+        vision=None if inputs is None else "image" in inputs, input_modalities=inputs,
         kind=ModelKind.CHAT,
     )
 

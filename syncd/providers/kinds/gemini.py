@@ -10,12 +10,16 @@ from syncd.errors import BadResponse
 from syncd.model import Kind, ModelKind, ProviderSpec, RemoteModel
 from syncd.providers.discover import Context
 from syncd.providers.fetch import check_count, unwrap_list
-from syncd.providers.normalize import as_bool, as_int, as_str
+from syncd.providers.normalize import as_bool, as_int, as_str, kind_from_id
 
 _MAX_PAGES = 100
 
 
-def _kind(methods: object) -> ModelKind | None:
+def _kind(model_id: str, methods: object) -> ModelKind | None:
+    """The ID first: TTS and image models also answer `generateContent`, but are not chat."""
+    named = kind_from_id(model_id)
+    if named is not None:
+        return named
     if not isinstance(methods, list):
         return None
     if "generateContent" in methods:
@@ -28,13 +32,14 @@ def _kind(methods: object) -> ModelKind | None:
 def from_item(item: Mapping[str, Any]) -> RemoteModel:
     """A Gemini model: its ID is `name` without the `models/` prefix, as `@ai-sdk/google` expects."""
     name = as_str(item.get("name")) or ""
+    model_id = name.removeprefix("models/")
     return RemoteModel(
-        id=name.removeprefix("models/"),
+        id=model_id,
         name=as_str(item.get("displayName")),
         context=as_int(item.get("inputTokenLimit")),
         output=as_int(item.get("outputTokenLimit")),
         reasoning=as_bool(item.get("thinking")),
-        kind=_kind(item.get("supportedGenerationMethods")),
+        kind=_kind(model_id, item.get("supportedGenerationMethods")),
     )
 
 

@@ -1,4 +1,4 @@
-"""Ollama: `/api/tags`, then `/api/show` per model lacking capabilities (cached per server, by digest)."""
+"""Ollama: `/api/tags`, `/api/show` per model (cached per server and digest), `/api/ps` for runners."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from syncd.errors import AuthFailed, FetchError
+from syncd.errors import FetchError
 from syncd.model import Kind, ModelKind, ProviderSpec, RemoteModel
 from syncd.providers.discover import Context, bearer_headers
 from syncd.providers.fetch import check_count, unwrap_list
-from syncd.providers.normalize import as_int, as_str, dig
+from syncd.providers.normalize import as_int, as_str, dig, inputs_from
 
 _NUM_CTX = re.compile(r"^\s*num_ctx\s+(\d+)\s*$", re.MULTILINE)
 
@@ -38,25 +38,41 @@ def reduce_show(show: object) -> dict[str, Any]:
     }
 
 
-def from_entry(entry: Mapping[str, Any], show: Mapping[str, Any]) -> RemoteModel:
-    """A tags entry plus its reduced show; a present capability list is complete (DESIGN §4.2)."""
+def _kind(caps: list[Any]) -> ModelKind | None:
+    """`completion` makes a chat model; without it, `embedding` and `image` (generation) do not."""
+    if "completion" in caps:
+        return ModelKind.CHAT
+    if "embedding" in caps:
+        return ModelKind.EMBEDDING
+    if "image" in caps:
+        return ModelKind.OTHER
+    return None
+
+
+def from_entry(entry: Mapping[str, Any], show: Mapping[str, Any],
+               running: Mapping[str, int] | None = None) -> RemoteModel:
+    """A tags entry, its reduced show and the loaded runners' contexts (DESIGN §4.2 table).
+
+    A present capability list is complete: Ollama refuses tools to a model without "tools".
+    A cloud model (`remote_host`) is served with its maximum context (Ollama's docs say so).
+    """
     model_id = as_str(entry.get("model")) or as_str(entry.get("name")) or ""
     caps = entry.get("capabilities")
     if not isinstance(caps, list):
         caps = show.get("capabilities")
-    context = as_int(show.get("num_ctx")) or as_int(show.get("context_length"))
-    kind = None
-    tools = vision = thinking = None
+    maximum = as_int(dig(entry, "details", "context_length")) or as_int(show.get("context_length"))
+    cloud = bool(as_str(entry.get("remote_host")))
+    served = as_int(show.get("num_ctx")) or (maximum if cloud else None)
+    kind = tools = thinking = inputs = None
     if isinstance(caps, list):
-        tools, vision, thinking = "tools" in caps, "vision" in caps, "thinking" in caps
-        if "embedding" in caps and "completion" not in caps:
-            kind = ModelKind.EMBEDDING
-        elif "completion" in caps:
-            kind = ModelKind.CHAT
+        tools, thinking = "tools" in caps, "thinking" in caps
+        inputs = inputs_from(image="vision" in caps, audio="audio" in caps)
+        kind = _kind(caps)
     return RemoteModel(
-        id=model_id, context=context, tool_call=tools, vision=vision, reasoning=thinking,
+        id=model_id, context=served, context_served=True if served else None, max_context=maximum,
+        live_context=(running or {}).get(model_id), tool_call=tools, reasoning=thinking,
+        vision=None if inputs is None else "image" in inputs, input_modalities=inputs,
         kind=kind, digest=as_str(entry.get("digest")),
-        input_modalities=(("text", "image") if vision else ("text",)) if vision is not None else None,
     )
 
 
@@ -72,16 +88,35 @@ class OllamaProvider:
         check_count(len(entries), ctx.limits, url)
         entries = [e if isinstance(e, Mapping) else {} for e in entries]
         gate = asyncio.Semaphore(max(1, ctx.limits.enrich_concurrency))
-        shows = await asyncio.gather(*(self._show(ctx, e, gate) for e in entries))
-        return [from_entry(e, s) for e, s in zip(entries, shows, strict=True)]
+        running, *shows = await asyncio.gather(
+            self._running(ctx), *(self._show(ctx, e, gate) for e in entries))
+        return [from_entry(e, s, running) for e, s in zip(entries, shows, strict=True)]
+
+    async def _running(self, ctx: Context) -> dict[str, int]:
+        """`/api/ps`: the context each loaded runner serves right now (an older Ollama omits it)."""
+        try:
+            payload = await ctx.get(ctx.root + "/api/ps")
+            items = unwrap_list(payload, "/api/ps", keys=("models",))
+        except FetchError:  # no runner information costs the live context only
+            return {}
+        out: dict[str, int] = {}
+        for item in items:
+            if isinstance(item, Mapping):
+                name = as_str(item.get("model")) or as_str(item.get("name"))
+                length = as_int(item.get("context_length"))
+                if name and length:
+                    out[name] = length
+        return out
 
     async def _show(self, ctx: Context, entry: Mapping[str, Any],
                     gate: asyncio.Semaphore) -> Mapping[str, Any]:
-        if isinstance(entry.get("capabilities"), list):
-            return {}
         name = as_str(entry.get("model")) or as_str(entry.get("name"))
         digest = as_str(entry.get("digest"))
         if name is None:
+            return {}
+        # a cloud model's details come from ollama.com (401 signed out, 403 with OLLAMA_NO_CLOUD);
+        # when /api/tags already says everything (0.30+), there is nothing to ask
+        if as_str(entry.get("remote_host")) and isinstance(entry.get("capabilities"), list):
             return {}
         cached = ctx.cache.show(ctx.root, digest) if digest else None
         if cached is not None:
@@ -90,8 +125,6 @@ class OllamaProvider:
             try:
                 show = reduce_show(await ctx.get(ctx.root + "/api/show", method="POST",
                                                  body={"model": name}))
-            except AuthFailed:
-                raise
             except FetchError:  # one model's details missing leaves its fields unknown, not an error
                 return {}
         if digest and dig(show, "capabilities") is not None:
