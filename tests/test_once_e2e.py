@@ -336,7 +336,7 @@ def test_read_only_target_is_a_clear_error(fake_provider: Factory, tmp_path: Pat
     before = cfg.read_bytes()
     out = once(cfg)
     assert out.returncode == 1
-    assert "read-only" in out.stdout and "Traceback" not in out.stderr
+    assert "read-only" in out.stderr and "Traceback" not in out.stderr
     assert cfg.read_bytes() == before
 
 
@@ -549,7 +549,7 @@ def test_with_a_local_runtime_an_invalid_global_config_is_reported_and_other_tar
     out = syncd("once", "--no-notify", env=env)
     assert out.returncode == 1, out.stderr
     assert broken.read_text() == '{\n  "provider": {\n'
-    assert f"{broken}:2:16:" in out.stdout  # reported as that target's error, with its path
+    assert f"syncd: {broken}:2:16:" in out.stderr  # that target's error, with its path
     assert default_models("ollama")[0]["id"] in models_in(other, "box")
 
 

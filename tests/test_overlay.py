@@ -346,7 +346,7 @@ def test_an_overlay_named_in_the_settings_for_a_read_only_jsonc(
     target = config_dir() / "opencode.jsonc"
     target.write_text(user_config(fake.base_url))
     target.chmod(0o444)
-    assert "OpenCode merges no global file after it" in syncd("once", "--no-notify").stdout
+    assert "OpenCode merges no global file after it" in syncd("once", "--no-notify").stderr
     mine = Path(os.environ["HOME"]) / "syncd-models.jsonc"
     settings(f'{{targets: {{"{target}": {{overlay: "{mine}"}}}}}}')
     monkeypatch.setenv("OPENCODE_CONFIG", str(mine))  # OpenCode loads it after its global files

@@ -321,10 +321,10 @@ def test_protected_models_split_on_the_first_slash() -> None:
 
 
 def test_models_that_is_not_an_object_is_left_alone() -> None:
-    plan = plan_provider(current=["a"], fetched=fetch(M("b")),  # type: ignore[arg-type]
+    plan = plan_provider(current=["a"], fetched=fetch(M("b")),
                          state=ProviderState(), policy=ProviderPolicy(), protected=frozenset(),
                          catalog_has_provider=False, block={})
-    assert plan.changes == () and plan.warnings
+    assert plan.changes == () and plan.error is not None and "`models` is a list" in plan.error
 
 
 # --- properties -------------------------------------------------------------------------------

@@ -7,180 +7,15 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from syncd import __version__
-from syncd.errors import SyncdError, UsageError
+from syncd.cli.boundary import EXIT_DRIFT, EXIT_FAILED, EXIT_OK, EXIT_USAGE, report, wants_json
+from syncd.cli.parser import build_parser
+from syncd.errors import UsageError
 
 if TYPE_CHECKING:
     from syncd.cli.service_env import EnvOutcome
     from syncd.settings import Settings
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERNAL = 3
-EXIT_DRIFT = 4
-
-_DESCRIPTION = """\
-Keep the model lists in OpenCode's config files true to what each provider serves.
-
-syncd asks every custom provider (a provider block with options.baseURL: Ollama,
-LM Studio, llama.cpp, vLLM, LiteLLM, OpenRouter, any OpenAI-compatible gateway) which
-models it serves, and writes the smallest patch to provider.<id>.models: comments,
-order, indentation and line endings stay as they are. Entries you wrote are yours;
-syncd only changes the ones it added, and never removes a model because a server
-hiccuped.
-"""
-
-_EPILOG = """\
-exit codes: 0 ok (changed or not), 1 something failed while the rest was done,
-2 usage error, 3 internal error, 4 --dry-run --check found drift.
-
-Settings: ~/.config/syncd/config.json5 (or $SYNCD_CONFIG); state: ~/.local/state/syncd
-(or $SYNCD_STATE_DIR). Run `syncd COMMAND --help` for each command.
-"""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises UsageError instead of exiting, so main() owns every exit code."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
-
-
-def _add_target_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--config",
-        action="append",
-        metavar="FILE",
-        help="an OpenCode config to maintain (repeatable); replaces the default targets "
-        "(OpenCode's global config files and $OPENCODE_CONFIG) and the settings' `configs`",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="syncd",
-        description=_DESCRIPTION,
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"syncd {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    once = sub.add_parser(
-        "once",
-        help="sync every provider of every target once, print a summary, exit",
-        description="Run one cycle for every provider of every target: fetch the served "
-        "models, plan, patch, verify and write; print a summary per provider.",
-    )
-    _add_target_args(once)
-    once.add_argument(
-        "--provider", action="append", metavar="ID", help="only this provider (repeatable)"
-    )
-    once.add_argument(
-        "--dry-run", action="store_true", help="print a unified diff per target; write nothing"
-    )
-    once.add_argument(
-        "--check", action="store_true", help="with --dry-run: exit 4 when a target is out of date"
-    )
-    once.add_argument("--json", action="store_true", help="print the machine-readable result")
-    once.add_argument(
-        "--no-detect",
-        action="store_true",
-        help="do not probe this machine for local runtimes (Ollama, LM Studio, llama.cpp); "
-        "probing adds a provider block for an unclaimed runtime to the global config, and only "
-        "happens when syncd maintains OpenCode's default configs",
-    )
-    once.add_argument("--no-notify", action="store_true", help="send no notifications this run")
-
-    run = sub.add_parser(
-        "run",
-        help="the daemon: sync on a schedule and whenever a config changes",
-        description="Run as a daemon: one cycle for every provider at start, then on a schedule; "
-        "watch the targets, the settings and auth.json and react to edits at once. "
-        "SIGHUP reloads the settings, SIGUSR1 syncs everything now, SIGTERM/SIGINT stop cleanly.",
-    )
-    _add_target_args(run)
-    run.add_argument(
-        "--log-format",
-        choices=("auto", "json", "console"),
-        default="auto",
-        help="console lines on a terminal, JSON lines otherwise (default: auto)",
-    )
-    run.add_argument("-v", "--verbose", action="count", default=0, help="more log (debug)")
-    run.add_argument("-q", "--quiet", action="count", default=0, help="less log (warnings only)")
-    run.add_argument("--no-detect", action="store_true", help="do not probe for local runtimes")
-
-    status = sub.add_parser(
-        "status",
-        help="per provider: ok / failing / never reached / disabled, counts, next run",
-        description="Show, per provider of every target, its state (ok; failing, since when "
-        "and how many times; never reached; disabled), its last success, the models it serves, "
-        "the ones syncd manages and the ones you deleted, and its next run while the daemon "
-        "runs; then the local runtimes you declined. Works while the daemon runs.",
-    )
-    status.add_argument("--json", action="store_true", help="print the machine-readable form")
-    status.add_argument(
-        "--prune", action="store_true",
-        help="first forget targets that no longer exist and providers no longer in their file "
-        "(their tombstones and ownership records go with them)",
-    )
-
-    doctor = sub.add_parser(
-        "doctor",
-        help="diagnose the problems users hit, with a fix for each",
-        description="Check targets, credentials, providers, served models, local context sizes, "
-        "a stale OpenCode process and the service; exit 1 when any check fails.",
-    )
-    _add_target_args(doctor)
-    doctor.add_argument("--json", action="store_true", help="print the machine-readable form")
-
-    restore = sub.add_parser(
-        "restore",
-        help="let syncd add again a model (or a detected provider block) you deleted by hand",
-        description="When you delete a model syncd added, syncd remembers it (a tombstone) and "
-        "never adds it back. `restore PROVIDER/MODEL` lifts that; the next sync adds it again. "
-        "Likewise a provider block syncd added for a local runtime and you deleted stays away; "
-        "`restore PROVIDER` lets detection add it again.",
-    )
-    restore.add_argument("model", metavar="PROVIDER/MODEL | PROVIDER")
-
-    add = sub.add_parser(
-        "add",
-        help="write a new custom provider block and sync it at once",
-        description="Write provider.ID (npm @ai-sdk/openai-compatible, name, options.baseURL, "
-        "models) to a target, probe the URL, and fill its models.",
-    )
-    add.add_argument("id", metavar="ID", help="provider id: lowercase letters, digits, '-'")
-    add.add_argument("base_url", metavar="BASE_URL", help="e.g. http://127.0.0.1:11434/v1")
-    add.add_argument("--name", help="display name (default: from the id)")
-    add.add_argument(
-        "--key-env", metavar="VAR", help='store options.apiKey as "{env:VAR}" (never the key)'
-    )
-    add.add_argument(
-        "--config", metavar="FILE", help="the target to write (default: the global config)"
-    )
-    add.add_argument("--dry-run", action="store_true", help="print the diff; write nothing")
-
-    service = sub.add_parser(
-        "service",
-        help="install, remove or inspect the background service (systemd user unit / launchd)",
-        description="Install syncd as a systemd user service (Linux) or a launchd agent (macOS).",
-    )
-    service.add_argument("action", choices=("install", "uninstall", "status"))
-    service.add_argument(
-        "--dry-run", action="store_true", help="print the file and the commands only"
-    )
-    env = service.add_mutually_exclusive_group()
-    env.add_argument(
-        "--env", action="append", metavar="VAR", help="install: record VAR (set in this shell) in "
-        "the service's environment file, ~/.config/syncd/env (mode 0600); repeatable. A service "
-        "does not see your shell's exports, so a key written as {env:VAR} needs this")
-    env.add_argument("--all-env", action="store_true", help="install: record every variable the "
-                     "provider blocks read ({env:VAR}) that is set in this shell, without asking")
-    env.add_argument("--no-env", action="store_true", help="install: record no variable and do "
-                     "not ask (without a flag, install asks on a terminal and records none otherwise)")
-    return parser
+__all__ = ["EXIT_DRIFT", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 
 def _not_implemented(args: argparse.Namespace) -> int:
@@ -226,8 +61,8 @@ def _cmd_once(args: argparse.Namespace) -> int:
     if args.json:
         _out(summary.to_json(reports))
     else:
-        for note in notes:
-            _err(f"syncd: {summary.tilde(note)}")
+        for line in [*map(summary.tilde, notes), *summary.errors(reports)]:
+            _err(f"syncd: {line}")
         _out(summary.format_reports(reports, dry_run=args.dry_run))
     if args.check and any(r.changed for r in reports):
         return EXIT_DRIFT
@@ -235,26 +70,16 @@ def _cmd_once(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from syncd.cli.status import run_status
 
-    from syncd import paths
-    from syncd.cli import status
-    from syncd.daemon import schedule_file
-    from syncd.settings import load_settings
-    from syncd.sync.overlay import overlay_homes
-    from syncd.sync.prune import providers_in, prune_state
-    from syncd.sync.state import load_state
-    from syncd.sync.targets import resolve_targets
+    _out(run_status(as_json=args.json, prune=args.prune))
+    return EXIT_OK
 
-    settings = load_settings()
-    pruned = prune_state(paths.state_dir()) if args.prune else None
-    state = load_state()
-    targets = [*map(Path, state.targets), *resolve_targets(None, settings.configs)]
-    rows = status.status_rows(state, providers_in(targets),
-                              lambda pid: settings.policy(pid).enabled,
-                              schedule_file.read(paths.state_dir()), overlay_homes(state))
-    render = status.status_json if args.json else status.format_status
-    _out(render(rows, state, pruned))
+
+def _cmd_undo(args: argparse.Namespace) -> int:
+    from syncd.cli.undo import list_backups, run_undo
+
+    _out(list_backups(args.file) if args.list else run_undo(args.file))
     return EXIT_OK
 
 
@@ -275,6 +100,8 @@ def _cmd_add(args: argparse.Namespace) -> int:
         add_provider(args.id, args.base_url, name=args.name, key_env=args.key_env,
                      config=args.config, dry_run=args.dry_run)
     )
+    for line in summary.errors([report]):
+        _err(f"syncd: {line}")
     _out(summary.format_reports([report], dry_run=args.dry_run))
     return EXIT_FAILED if summary.any_failed([report]) else EXIT_OK
 
@@ -325,6 +152,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from syncd.notify.sinks import Notifier
     from syncd.settings import load_settings
 
+    _check_run_configs(args.config or [])
     configure_logging(args.log_format, args.verbose - args.quiet, sys.stderr)
     load_recorded_env()
     settings = load_settings()
@@ -334,6 +162,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     engine = Engine(settings, cli_configs=args.config, notify=notifier.submit)
     code = run_daemon(engine, state_dir=paths.state_dir(), force_polling=settings.force_polling)
     return EXIT_FAILED if code else EXIT_OK
+
+
+def _check_run_configs(configs: Sequence[str]) -> None:
+    """A daemon given a config it cannot watch would run for ever doing nothing: refuse it."""
+    from pathlib import Path
+
+    for raw in configs:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            raise UsageError(f"run: --config {raw} is a folder, not an OpenCode config file")
+        if not path.is_file():
+            raise UsageError(f"run: --config {raw}: no such file; create it first (e.g. "
+                             f"`syncd add ID BASE_URL --config {raw}`), or fix the path")
 
 
 async def _detect_before_run(settings: Settings) -> None:
@@ -374,29 +215,23 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "restore": _cmd_restore,
     "add": _cmd_add,
     "service": _cmd_service,
+    "undo": _cmd_undo,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(raw)
+        if extra:
+            command = f"syncd {args.command}" if args.command else "syncd"
+            where = f"{args.command}: " if args.command else ""
+            raise UsageError(f"{where}unrecognized arguments: {' '.join(extra)} "
+                             f"(see `{command} --help`)")
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
         return HANDLERS.get(args.command, _not_implemented)(args)
-    except UsageError as exc:
-        print(f"syncd: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except SyncdError as exc:
-        print(f"syncd: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # the one boundary where the unexpected becomes exit 3
-        print(
-            f"syncd: internal error: {type(exc).__name__}: {exc}. "
-            "Please report it; nothing half-written was left behind.",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+    except (Exception, KeyboardInterrupt) as exc:  # the one boundary: errors become exit codes
+        return report(exc, as_json=wants_json(raw), out=_out, err=_err)

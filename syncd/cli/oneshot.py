@@ -20,6 +20,8 @@ from syncd.sync.store import read_target
 # Detection, notification sinks and the restore/add machinery load when used: a no-op `syncd once`
 # should cost little more than its imports (issue 15).
 if TYPE_CHECKING:
+    import httpx
+
     from syncd.notify.events import Event
     from syncd.notify.sinks import Notifier
 
@@ -52,6 +54,8 @@ async def run_once(
     notes: list[str] = []
     previews: dict[Path, str] = {}
     try:
+        if provider_ids:
+            _check_selection(engine.targets(), provider_ids)
         if detect and settings.detect and not cli_configs and not settings.configs:
             from syncd.sync.detected import detect_runtimes
 
@@ -68,6 +72,30 @@ async def run_once(
     return reports, notes
 
 
+def _check_selection(targets: Sequence[Path], wanted: Sequence[str]) -> None:
+    """`--provider ID` naming no custom provider of any target is a typo: say so, do nothing.
+
+    When a target cannot be read, what it holds is unknown: its own cycle reports it instead.
+    """
+    import difflib
+
+    from syncd.sync.targets import provider_ids
+
+    known: list[str] = []
+    for t in targets:
+        ids = provider_ids(t)
+        if ids is None:
+            return
+        known += [i for i in ids if i not in known]
+    for w in wanted:
+        if targets and w not in known:
+            close = difflib.get_close_matches(w, known, n=1, cutoff=0.5)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            shown = ", ".join(f"`{k}`" for k in known[:8]) + (" …" if len(known) > 8 else "")
+            raise UsageError(f"once: --provider {w}: no custom provider has that id{hint} "
+                             f"(the configs have: {shown or 'none'}); nothing was done")
+
+
 async def add_provider(
     pid: str,
     base_url: str,
@@ -78,6 +106,7 @@ async def add_provider(
     dry_run: bool = False,
 ) -> TargetReport:
     """`syncd add`: write a provider block, then sync it at once."""
+    from syncd.providers.catalog import BUILTIN_IDS
     from syncd.providers.detect import add_blocks, provider_block
     from syncd.sync.detected import forget_provider
     from syncd.sync.store import write_target
@@ -89,6 +118,10 @@ async def add_provider(
         raise UsageError(f"{base_url!r} is not an http(s) URL, e.g. http://127.0.0.1:11434/v1")
     if key_env is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key_env):
         raise UsageError(f"--key-env {key_env!r} is not an environment variable name")
+    if pid in BUILTIN_IDS:
+        raise UsageError(f"add: `{pid}` is OpenCode's own provider: a block with that id would "
+                         f"change it (its models, its key); pick another id, e.g. "
+                         f"`syncd add {pid}-custom {base_url}`")
     target = Path(config).expanduser() if config else global_target()
     block = provider_block(name or pid.replace("-", " ").title(), base_url.rstrip("/"), key_env)
 
@@ -103,6 +136,7 @@ async def add_provider(
     settings = load_settings()
     engine = Engine(settings, cli_configs=[str(target)])
     try:
+        await _check_api_root(pid, base_url.rstrip("/"), await engine.http())
         if dry_run:
             old = read_target(target).text
             new = transform(old)
@@ -114,6 +148,25 @@ async def add_provider(
         return await engine.sync(target, [pid])
     finally:
         await engine.aclose()
+
+
+async def _check_api_root(pid: str, base_url: str, client: httpx.AsyncClient) -> None:
+    """Ollama and LM Studio answer OpenCode only under /v1: a URL without it lists models (syncd
+    finds them) while every chat fails. Refuse it, naming the URL that works."""
+    from syncd.errors import FetchError
+    from syncd.model import Kind, ProviderSpec
+    from syncd.providers.discover import detect_kind
+
+    if base_url.endswith("/v1"):
+        return
+    try:
+        kind = await detect_kind(ProviderSpec(id=pid, base_url=base_url), client, None)
+    except FetchError:
+        return  # not reachable now: the sync that follows says so
+    names = {Kind.OLLAMA: "Ollama", Kind.LMSTUDIO: "LM Studio"}
+    if kind in names:
+        raise UsageError(f"add: {base_url} is {names[kind]}'s own API; OpenCode talks to its "
+                         f"OpenAI-compatible API under /v1: `syncd add {pid} {base_url}/v1`")
 
 
 def restore_model(ref: str, cli_configs: Sequence[str] | None = None) -> str:

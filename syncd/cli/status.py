@@ -147,3 +147,24 @@ def format_status(rows: list[dict[str, Any]], state: State,
                            f"{_when(d['declined_at'])}"))
             out.append(f"  {'':<16} to have it added again: {d['undo']}")
     return "\n".join(out) + "\n"
+
+
+def run_status(*, as_json: bool, prune: bool) -> str:
+    """`syncd status [--json] [--prune]`: the state, today's targets and the daemon's schedule."""
+    from pathlib import Path
+
+    from syncd import paths
+    from syncd.daemon import schedule_file
+    from syncd.settings import load_settings
+    from syncd.sync.overlay import overlay_homes
+    from syncd.sync.prune import prune_state
+    from syncd.sync.state import load_state
+    from syncd.sync.targets import providers_in, resolve_targets
+
+    settings = load_settings()
+    pruned = prune_state(paths.state_dir()) if prune else None
+    state = load_state()
+    targets = [*map(Path, state.targets), *resolve_targets(None, settings.configs)]
+    rows = status_rows(state, providers_in(targets), lambda pid: settings.policy(pid).enabled,
+                       schedule_file.read(paths.state_dir()), overlay_homes(state))
+    return (status_json if as_json else format_status)(rows, state, pruned)

@@ -68,15 +68,21 @@ def wrapped(note: str) -> list[str]:
                          break_long_words=False, break_on_hyphens=False)
 
 
+NO_TARGETS = ("no OpenCode config to maintain: none of ~/.config/opencode/{config.json,"
+              "opencode.json,opencode.jsonc} exists; pass --config FILE or run `syncd add`")
+
+
+def errors(reports: Sequence[TargetReport]) -> list[str]:
+    """Diagnostics for stderr: each config that could not be handled, or that there is none."""
+    return [r.error for r in reports if r.error] if reports else [NO_TARGETS]
+
+
 def format_reports(reports: Sequence[TargetReport], *, dry_run: bool = False) -> str:
-    """The human summary: one block per target, one row per provider, fitting 80 columns."""
-    if not reports:
-        return ("no OpenCode config to maintain: none of ~/.config/opencode/{config.json,"
-                "opencode.json,opencode.jsonc} exists; pass --config FILE or run `syncd add`\n")
+    """The results: one block per config handled, one row per provider, fitting 80 columns
+    (the configs that could not be handled are `errors`, for stderr)."""
     out: list[str] = []
     for r in reports:
         if r.error:
-            out.append(f"{r.error}")
             continue
         verb = "would change" if dry_run else "changed"
         out.append(f"{home(r.path)}{f'  ({verb})' if r.changed else ''}")
@@ -92,7 +98,7 @@ def format_reports(reports: Sequence[TargetReport], *, dry_run: bool = False) ->
             out.append("  no custom providers (blocks with options.baseURL)")
         if dry_run and r.diff:
             out.append(r.diff.rstrip("\n"))
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" if out else ""
 
 
 def _provider_json(p: ProviderReport) -> dict[str, Any]:

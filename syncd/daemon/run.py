@@ -64,6 +64,7 @@ class Daemon:
         self._jobs = Jobs(self._fire, rng)
         self._runners: dict[Path, TargetRunner] = {}
         self._broken: dict[Path, str] = {}  # target -> its error; its jobs stay until it parses
+        self._warned: dict[Path, set[tuple[str, str]]] = {}  # revalidation warnings already said
         self._watcher = Watcher(engine, self._on_file_change, force_polling=force_polling)
         self._stores = StoreWatch(engine, self._on_store_change, force_polling=force_polling)
         self._stop = asyncio.Event()
@@ -225,13 +226,17 @@ class Daemon:
             return
         log.info("target revalidated", target=str(target), valid=report.error is None)
         self._note_target_error(target, report)
+        said = self._warned.get(target, set())
         for p in report.providers:
             if p.tombstoned:
                 log.info("managed models deleted by hand", target=str(target), provider=p.id,
                          tombstoned=list(p.tombstoned))
             for w in p.warnings:
-                log.warning(w, target=str(target), provider=p.id)
+                if (p.id, w) not in said:  # a "did you mean" is said once, not on every save
+                    log.warning(w, target=str(target), provider=p.id)
         if report.error is None:
+            # what no longer holds is forgotten, so it is said again should it come back
+            self._warned[target] = {(p.id, w) for p in report.providers for w in p.warnings}
             self._reconcile()
             # a stale buffer's save dropped what syncd had just added: add it back now
             restored = [p.id for p in report.providers if p.restored]

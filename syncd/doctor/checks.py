@@ -26,12 +26,6 @@ from syncd.sync.records import State
 from syncd.sync.store import read_target
 
 MIN_CONTEXT = 65536
-# OpenCode's own providers that get keys through `opencode auth login`; used when no catalog is cached
-BUILTIN_IDS = frozenset({
-    "anthropic", "openai", "google", "google-vertex", "openrouter", "github-copilot", "opencode",
-    "groq", "deepseek", "xai", "mistral", "amazon-bedrock", "azure", "cerebras", "fireworks-ai",
-    "togetherai", "deepinfra", "huggingface", "vercel", "zai", "moonshotai", "perplexity",
-})
 
 
 class Status(StrEnum):

@@ -16,7 +16,6 @@ import httpx
 
 from syncd import paths
 from syncd.doctor.checks import (
-    BUILTIN_IDS,
     MIN_CONTEXT,
     Check,
     Proc,
@@ -39,7 +38,7 @@ from syncd.doctor.writing import check_writing, layouts, overlay_files
 from syncd.errors import AuthFailed, BadResponse, FetchError, SettingsError, StateError, SyncdError
 from syncd.model import FetchResult, Kind, Limits, ModelKind, ProviderSpec
 from syncd.providers.blocks import custom_providers, models_of
-from syncd.providers.catalog import load_catalog
+from syncd.providers.catalog import BUILTIN_IDS, load_catalog
 from syncd.providers.credentials import provider_spec
 from syncd.providers.detect import Runtime, probe_runtimes, runtimes_from_env
 from syncd.providers.discover import FetchCache, bearer_headers, fetch_models, make_client

@@ -16,6 +16,13 @@ from syncd.errors import FetchError
 from syncd.model import Limits, ModelKind, RemoteModel
 from syncd.providers.normalize import as_bool, as_int, dig, modalities
 
+# OpenCode's own providers that get keys through `opencode auth login`; used when no catalog is
+# cached, and by `syncd add`, which will not shadow one of them with a custom block
+BUILTIN_IDS = frozenset({
+    "anthropic", "openai", "google", "google-vertex", "openrouter", "github-copilot", "opencode",
+    "groq", "deepseek", "xai", "mistral", "amazon-bedrock", "azure", "cerebras", "fireworks-ai",
+    "togetherai", "deepinfra", "huggingface", "vercel", "zai", "moonshotai", "perplexity",
+})
 CACHE_NAME = "catalog.json"
 META_NAME = "catalog.meta.json"
 MAX_AGE = 24 * 3600.0

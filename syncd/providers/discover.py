@@ -7,6 +7,7 @@ import dataclasses
 import importlib
 import json
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -341,17 +342,29 @@ async def fetch_models(spec: ProviderSpec, client: httpx.AsyncClient, *, limits:
 
 async def fetch_many(specs: Sequence[ProviderSpec], client: httpx.AsyncClient, *,
                      limits: Limits = DEFAULT_LIMITS, cache: FetchCache | None = None,
-                     catalog: Catalog | None = None) -> list[FetchResult | FetchError]:
-    """Fetch every provider concurrently; results in the order of `specs`, failures as values."""
+                     catalog: Catalog | None = None,
+                     seconds: list[float] | None = None) -> list[FetchResult | FetchError]:
+    """Fetch every provider concurrently; results in the order of `specs`, failures as values.
+
+    `seconds`, when given, gets each provider's own time in the same order (from its slot to its
+    answer): one hung server's wait is not its neighbours'.
+    """
     shared = cache if cache is not None else FetchCache()
     # each provider's time budget starts when it gets a slot, so waiting here costs no timeout
     slots = asyncio.Semaphore(limits.providers_at_once)
+    took = [0.0] * len(specs)
 
-    async def one(spec: ProviderSpec) -> FetchResult | FetchError:
+    async def one(i: int, spec: ProviderSpec) -> FetchResult | FetchError:
         async with slots:
+            started = time.monotonic()
             try:
                 return await fetch_models(spec, client, limits=limits, cache=shared, catalog=catalog)
             except FetchError as exc:
                 return exc
+            finally:
+                took[i] = time.monotonic() - started
 
-    return list(await asyncio.gather(*(one(s) for s in specs)))
+    results = list(await asyncio.gather(*(one(i, s) for i, s in enumerate(specs))))
+    if seconds is not None:
+        seconds[:] = took
+    return results

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ import httpx
 from syncd import jsonc
 from syncd.errors import FetchError, SyncdError
 from syncd.model import FetchResult, ProviderSpec
-from syncd.providers.blocks import custom_providers, models_of
+from syncd.providers.blocks import custom_providers
 from syncd.providers.catalog import Catalog
 from syncd.providers.credentials import load_auth, provider_spec
 from syncd.providers.discover import FetchCache, fetch_many
@@ -67,10 +66,10 @@ async def fetch_blocks(
             out.append(Fetched(pid, FetchError(reason), 0))
             continue
         specs.append(spec)
-    started = time.monotonic()
-    results = await fetch_many(specs, client, limits=settings.limits(), cache=cache, catalog=catalog)
-    ms = int((time.monotonic() - started) * 1000)
-    out += [Fetched(s.id, r, ms) for s, r in zip(specs, results, strict=True)]
+    seconds: list[float] = []
+    results = await fetch_many(specs, client, limits=settings.limits(), cache=cache, catalog=catalog,
+                               seconds=seconds)
+    out += [Fetched(s.id, r, int(t * 1000)) for s, r, t in zip(specs, results, seconds, strict=True)]
     return out
 
 
@@ -94,7 +93,7 @@ def plan_target(
         if block is None:  # the user removed the provider while we were fetching
             continue
         plans[f.pid] = plan_provider(
-            current=models_of(block),
+            current=block.get("models"),
             fetched=f.result if isinstance(f.result, FetchResult) else None,
             state=state.provider(target, f.pid),
             policy=settings.policy(f.pid),

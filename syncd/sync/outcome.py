@@ -72,6 +72,10 @@ def provider_report(
     served = len({m.id for m in res.models} | {s.id for s in res.suspicious})
     if plan is None:
         return ProviderReport(f.pid, Status.OK, kind=str(res.kind), served=served, ms=f.ms)
+    if plan.error is not None:
+        return ProviderReport(f.pid, Status.ERROR, kind=str(res.kind), error=plan.error,
+                              error_label="config", served=served,
+                              failures=prior.failures + 1, ms=f.ms)
     return ProviderReport(
         f.pid,
         Status.OK,

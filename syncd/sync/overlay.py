@@ -14,7 +14,7 @@ from syncd import jsonc
 from syncd.errors import SyncdError, TargetError, TargetParseError
 from syncd.model import FetchResult
 from syncd.paths import opencode_config_dir
-from syncd.providers.blocks import custom_providers, models_of
+from syncd.providers.blocks import custom_providers
 from syncd.report import ProviderReport, TargetReport
 from syncd.settings import Settings, WriteMode
 from syncd.sync.cycle import Planner
@@ -197,7 +197,7 @@ class LayeredPlanner(Planner):
                               "write; they are yours now")
         view = merged_block(layers, pid, block)
         plan = plan_provider(
-            current=models_of(view), fetched=result if isinstance(result, FetchResult) else None,
+            current=view.get("models"), fetched=result if isinstance(result, FetchResult) else None,
             state=ps, policy=self.settings.policy(pid),
             # the target's own references, and every other file's (the overlay's too)
             protected=protected_models(layers.docs[0], pid) | self.named.get(pid, frozenset()),

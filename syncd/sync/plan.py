@@ -35,6 +35,18 @@ class ProviderPlan:
     pending: tuple[str, ...] = ()
     tombstoned: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    error: str | None = None  # the provider block itself is wrong; nothing was planned
+
+
+_JSON_TYPES = ((bool, "true/false"), (str, "a string"), (int, "a number"), (float, "a number"),
+               (list, "a list"))
+
+
+def _not_an_object(value: object) -> str:
+    what = "null" if value is None else next(
+        (name for typ, name in _JSON_TYPES if isinstance(value, typ)), type(value).__name__)
+    return (f"`models` is {what}, not an object: OpenCode refuses this config (\"Expected "
+            "object\"); make it {} and syncd fills it")
 
 
 def protected_models(config: Mapping[str, Any], pid: str) -> frozenset[str]:
@@ -141,12 +153,15 @@ def _whitelist(block: Mapping[str, Any], state: ProviderState, policy: ProviderP
     return [(("whitelist",), list(final_ids))], tuple(final_ids)
 
 
-def plan_provider(*, current: Mapping[str, Any] | None, fetched: FetchResult | None,
+def plan_provider(*, current: object, fetched: FetchResult | None,
                   state: ProviderState, policy: ProviderPolicy, protected: frozenset[str],
                   catalog_has_provider: bool, block: Mapping[str, Any]) -> ProviderPlan:
-    """The plan for one provider of one target (see DESIGN §4.3 for every rule)."""
+    """The plan for one provider of one target (see DESIGN §4.3 for every rule).
+
+    `current` is the block's `models` as written, None when it has none.
+    """
     if current is not None and not isinstance(current, Mapping):
-        return ProviderPlan((), state, warnings=("`models` is not an object; left alone",))
+        return ProviderPlan((), state, error=_not_an_object(current))  # left exactly as it is
     present: Mapping[str, Any] = current or {}
     managed = {k: dict(v) for k, v in state.managed.items()}
     tombstones = set(state.tombstones)

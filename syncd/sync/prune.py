@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from syncd import jsonc
-from syncd.errors import SyncdError
-from syncd.providers.blocks import custom_providers
-from syncd.sync.records import State, target_key
+from syncd.sync.records import State
 from syncd.sync.state import update_state
-from syncd.sync.store import read_target
+from syncd.sync.targets import provider_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,20 +18,6 @@ class Forgotten:
     target: str
     provider: str | None
     reason: str
-
-
-def provider_ids(target: Path) -> list[str] | None:
-    """The custom provider ids of a target as it is now; None when it cannot be read or parsed."""
-    try:
-        return list(custom_providers(jsonc.parse(read_target(target).text)))
-    except SyncdError:
-        return None
-
-
-def providers_in(targets: Iterable[Path]) -> dict[str, list[str] | None]:
-    """Target key -> its custom provider ids (None: it does not read or parse), for each
-    target that exists."""
-    return {target_key(t): provider_ids(t) for t in targets if os.path.lexists(t)}
 
 
 def _prune(state: State, found: list[Forgotten]) -> State:

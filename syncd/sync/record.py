@@ -60,6 +60,8 @@ def record(target: Path, planner: Planner, result: WriteResult, state_dir: Path,
             ps = plan.state if plan is not None else state.provider(target, f.pid)
             if isinstance(f.result, FetchError):
                 ps = ps.failed(f.result.reason, f.result.label, now)
+            elif plan is not None and plan.error is not None:
+                ps = ps.failed(plan.error, "config", now)
             else:
                 ps = ps.succeeded(now)
             state = state.with_provider(target, f.pid, ps)

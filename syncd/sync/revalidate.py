@@ -44,12 +44,14 @@ def revalidate(target: Path, settings: Settings, state_dir: Path) -> TargetRepor
             ps = placed_only(ps, layers, pid) if fresh else ps
             view = merged_block(layers, pid, block)
             plan = plan_provider(
-                current=models_of(view), fetched=None, state=ps,
+                current=view.get("models"), fetched=None, state=ps,
                 policy=settings.policy(pid), protected=protected_models(data, pid),
                 catalog_has_provider=False, block=view,
             )
             state = state.with_provider(target, pid, plan.state)
             warnings = unserved_warnings(models_of(view) or {}, plan.state)
+            if plan.error is not None:
+                warnings = (*warnings, plan.error)
             back = judged.back.get(pid, ()) if judged is not None else ()
             reports.append(ProviderReport(pid, Status.OK, kind=ps.kind, served=ps.served,
                                           tombstoned=plan.tombstoned, restored=back,

@@ -13,6 +13,7 @@ from syncd.errors import SyncdError
 from syncd.paths import OPENCODE_GLOBAL_NAMES, opencode_config_dir
 from syncd.providers.blocks import custom_providers, fingerprint, is_loopback
 from syncd.settings import Settings
+from syncd.sync.records import target_key
 from syncd.sync.store import read_target, unwritable_reason
 
 
@@ -96,3 +97,17 @@ def interval_of(pid: str, block: Mapping[str, Any], settings: Settings) -> float
         return override
     local = is_loopback(block["options"]["baseURL"])
     return settings.local_interval if local else settings.interval
+
+
+def provider_ids(target: Path) -> list[str] | None:
+    """The custom provider ids of a target as it is now; None when it cannot be read or parsed."""
+    try:
+        return list(custom_providers(jsonc.parse(read_target(target).text)))
+    except SyncdError:
+        return None
+
+
+def providers_in(targets: Iterable[Path]) -> dict[str, list[str] | None]:
+    """Target key -> its custom provider ids (None: it does not read or parse), for each
+    target that exists."""
+    return {target_key(t): provider_ids(t) for t in targets if os.path.lexists(t)}
