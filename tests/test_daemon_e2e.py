@@ -306,7 +306,7 @@ def test_new_provider_block_added_by_hand_is_synced_at_once(
     assert d.stop() == 0
 
 
-def test_user_owned_model_not_served_gets_a_did_you_mean_warning(
+def test_user_owned_model_not_served_gets_a_did_you_mean_warning_once(
     isolated_home: Path, fake_provider: Factory, daemon: Callable[..., DaemonProc],  # noqa: F811
 ) -> None:
     ol = fake_provider("ollama")
@@ -314,12 +314,23 @@ def test_user_owned_model_not_served_gets_a_did_you_mean_warning(
     d = daemon(settings_file(isolated_home, [cfg], local_interval="1h"))
     d.ready()
     at = d.mark()
+
+    def typo(x: Line) -> bool:
+        return x.get("level") == "warning" and "qwen3-coder:32b" in x["event"]
+
     edit(cfg, ["provider", "ollama", "models", "qwen3-coder:32b"], {"name": "typo"})
-    line = d.wait(lambda x: x.get("level") == "warning" and "qwen3-coder:32b" in x["event"],
-                  since=at)
+    line = d.wait(typo, since=at)
     assert "did you mean `qwen3-coder:30b`" in line["event"]
     assert line["provider"] == "ollama"
     assert models_in(cfg, "ollama")["qwen3-coder:32b"] == {"name": "typo"}  # never touched
+    for n in range(3):  # saves that leave the typo as it is: said once, not on every save
+        save_by_rename(cfg, cfg.read_text().replace("keep this comment", f"keep this comment {n}"))
+        d.wait(ev("target revalidated"), since=at, n=n + 2)
+    assert d.count(typo, since=at) == 1
+    edit(cfg, ["provider", "ollama", "models", "qwen3-coder:32b"], jsonc.REMOVE)  # fixed ...
+    d.wait(ev("target revalidated"), since=at, n=5)
+    edit(cfg, ["provider", "ollama", "models", "qwen3-coder:32b"], {"name": "again"})  # ... back
+    d.wait(typo, since=at, n=2)
     assert d.stop() == 0
 
 
