@@ -14,11 +14,13 @@ import httpx
 
 from syncd import jsonc, paths
 from syncd.errors import StateError, SyncdError, TargetError, TargetParseError
+from syncd.localfile import DATA_LIMIT, read_bytes
 from syncd.providers.blocks import custom_providers
 from syncd.providers.catalog import Catalog, load_catalog_async
 from syncd.providers.discover import CACHE_FILE, FetchCache, make_client
 from syncd.report import ProviderReport, TargetReport
 from syncd.settings import Settings, load_settings
+from syncd.sync.atomic import sweep_stale_temps
 from syncd.sync.cycle import Planner, choose, fetch_blocks
 from syncd.sync.merged import references_outside
 from syncd.sync.outcome import failed_all, target_report
@@ -64,6 +66,7 @@ class Engine:
         self._own_client = client is None
         self._clock = clock
         self._state_dir = paths.state_dir()
+        self._sweep()
         self._cache_on_disk: bytes | None = None
         self._cache = self._load_cache()
         self._catalog: Catalog | None = None
@@ -338,11 +341,16 @@ class Engine:
             self._catalog_at = now
         return self._catalog
 
+    def _sweep(self) -> None:
+        """Temp files a killed syncd left in the state dir (a target's own are cleaned, and put
+        back when they hold a displaced save, under its lock on its next write)."""
+        sweep_stale_temps(self._state_dir)
+
     def _load_cache(self) -> FetchCache:
         try:
-            raw = (self._state_dir / CACHE_NAME).read_bytes()
+            raw = read_bytes(self._state_dir / CACHE_NAME, DATA_LIMIT)
             cache = FetchCache.from_json(json.loads(raw))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return FetchCache()
         self._cache_on_disk = raw
         return cache

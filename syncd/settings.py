@@ -16,6 +16,7 @@ import json5
 
 from syncd import paths
 from syncd.errors import SettingsError
+from syncd.localfile import SMALL_LIMIT, UnsafeFile, read_bytes
 from syncd.model import Kind, Limits, ModelKind
 from syncd.notify.config import NotifyConfig
 
@@ -352,6 +353,9 @@ def parse_settings(text: str) -> Settings:
     """Settings from the text of a settings file; SettingsError without a file name on error."""
     try:
         raw = json5.loads(text, allow_duplicate_keys=False)
+    except RecursionError:
+        raise SettingsError("line 1: nested too deeply to read; settings are a few levels deep "
+                            "at most") from None
     except ValueError as e:
         # json5 says "<string>:LINE Unexpected ..." for syntax errors; keep only the useful part
         m = re.match(r"<string>:(\d+)\s*(.*)", str(e))
@@ -372,11 +376,16 @@ def load_settings(path: Path | None = None) -> Settings:
     """The settings in `path` (default: paths.settings_file()); defaults when it is missing."""
     path = path or paths.settings_file()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bytes(path, SMALL_LIMIT).decode("utf-8")
     except FileNotFoundError:
         return Settings()
-    except (OSError, UnicodeDecodeError) as e:
-        raise SettingsError(f"{path}: cannot read the settings file: {e}") from None
+    except OSError as e:
+        raise SettingsError(f"{path}: cannot read the settings file: it {e.strerror}"
+                            if isinstance(e, UnsafeFile) else
+                            f"{path}: cannot read the settings file: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise SettingsError(f"{path}: cannot read the settings file: not UTF-8 text "
+                            f"(bad byte at offset {e.start})") from None
     try:
         return parse_settings(text)
     except SettingsError as e:

@@ -29,7 +29,7 @@ IO_MODULES = (
 )
 # What each part may import, bottom first. A part is a subpackage or a module of the top level.
 BOTTOM = ("syncd", "syncd.errors", "syncd.paths", "syncd.logs", "syncd.model", "syncd.report",
-          "syncd.text")
+          "syncd.text", "syncd.localfile")
 LAYERS: dict[str, tuple[str, ...]] = {
     "syncd.jsonc": BOTTOM,
     "syncd.notify": BOTTOM,

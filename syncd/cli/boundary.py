@@ -39,6 +39,10 @@ def classify(exc: BaseException) -> tuple[str, int, str]:
             return kind, code, " ".join(str(exc).split())
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", EXIT_INTERRUPTED, "interrupted; nothing half-written was left behind"
+    if isinstance(exc, OSError):  # the machine's fault (a path, a permission, a full disk), not a bug
+        where = f"{exc.filename}: " if exc.filename else ""
+        return "os", EXIT_FAILED, (f"{where}{exc.strerror or exc}; check that the path exists and "
+                                   "that you may read and write it")
     return "internal", EXIT_INTERNAL, (
         f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}. Please report it; "
         "nothing half-written was left behind.")

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
+from syncd.localfile import DATA_LIMIT, read_bytes
 from syncd.sync.records import target_key
 from syncd.sync.store import atomic_write_bytes
 
@@ -37,10 +38,10 @@ def withdraw(state_dir: Path) -> None:
 def read(state_dir: Path) -> NextRuns:
     """The running daemon's schedule; empty when no daemon runs (its file outlives a crash)."""
     try:
-        doc = json.loads((state_dir / NAME).read_bytes())
+        doc = json.loads(read_bytes(state_dir / NAME, DATA_LIMIT))
         pid = int(doc["pid"])
         os.kill(pid, 0)  # the daemon that wrote it is still alive
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return {}
     runs = doc.get("next_runs")
     if not isinstance(runs, dict):

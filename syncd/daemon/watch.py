@@ -11,6 +11,8 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
+from syncd.localfile import CONFIG_LIMIT, read_bytes
+
 # A save is often several events (truncate, write, rename): wait for quiet. watchfiles checks
 # every `step` ms and yields after one step without news, so the quiet actually waited is 1-2
 # steps (150 ms on average at 100): 150 here made the save-to-revalidation median ~300 ms.
@@ -74,7 +76,7 @@ def plan_watch(files: Iterable[Path]) -> WatchPlan:
 def sha256_of(path: Path) -> str | None:
     """Hash of the file's bytes (through symlinks), or None when it cannot be read."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return hashlib.sha256(read_bytes(path, CONFIG_LIMIT)).hexdigest()  # a named pipe: None
     except OSError:
         return None
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from syncd import jsonc
 from syncd.errors import SyncdError
+from syncd.localfile import SMALL_LIMIT, UnsafeFile, read_bytes
 from syncd.providers.blocks import custom_providers
 from syncd.providers.credentials import resolve
 from syncd.report import plural
@@ -142,9 +143,12 @@ def check_shadowing(folders: Sequence[Path], overlays: Collection[str] = ()) -> 
 def read_auth(path: Path) -> tuple[dict[str, Any], Check | None]:
     """auth.json as data, or a failing Check saying where it is broken."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bytes(path, SMALL_LIMIT).decode("utf-8")
     except FileNotFoundError:
         return {}, None
+    except UnsafeFile as exc:
+        return {}, Check("auth.json", Status.FAIL, f"{path} {exc.strerror}; OpenCode cannot use it",
+                         f"move it aside (mv {path} {path}.bad) and `opencode auth login` again")
     except (OSError, UnicodeDecodeError) as exc:
         return {}, Check("auth.json", Status.FAIL, f"{path}: unreadable ({type(exc).__name__})",
                          f"chmod 600 {path}, or log in again with `opencode auth login`")
@@ -153,10 +157,29 @@ def read_auth(path: Path) -> tuple[dict[str, Any], Check | None]:
     except json.JSONDecodeError as exc:
         return {}, Check("auth.json", Status.FAIL, f"{path}:{exc.lineno}:{exc.colno}: {exc.msg}",
                          "fix the JSON there (OpenCode ignores every key in it until then)")
+    except RecursionError:
+        return {}, Check("auth.json", Status.FAIL, f"{path}: nested too deeply to read",
+                         f"move it aside (mv {path} {path}.bad) and `opencode auth login` again")
     if not isinstance(data, dict):
         return {}, Check("auth.json", Status.FAIL, f"{path}: not a JSON object",
                          f"move it aside (mv {path} {path}.bad) and `opencode auth login` again")
     return data, None
+
+
+def check_auth_mode(path: Path) -> list[Check]:
+    """auth.json holds API keys: no one but its owner should read or change it."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        return []  # missing or unreadable: read_auth says so
+    if not mode & 0o077:
+        return [ok("auth.json mode", f"only its owner can read it (mode {mode:04o})")]
+    who = {0o070: "its group", 0o007: "every user"}
+    others = " and ".join(w for bits, w in who.items() if mode & bits)
+    what = "readable" if mode & 0o044 else "writable"
+    return [Check("auth.json mode", Status.WARN,
+                  f"{path} holds API keys and is {what} by {others} (mode {mode:04o})",
+                  f"chmod 600 {path}")]
 
 
 def check_auth_ids(auth: Mapping[str, Any], targets: Sequence[TargetInfo],

@@ -22,6 +22,7 @@ from syncd.doctor.checks import (
     Status,
     TargetInfo,
     check_auth_ids,
+    check_auth_mode,
     check_bearer,
     check_service,
     check_shadowing,
@@ -276,6 +277,7 @@ async def run_checks(
     checks += _guard("shadowing", lambda: check_shadowing(folders, overlay_files(found)))
     auth_path = paths.opencode_auth_file()
     auth, auth_error = read_auth(auth_path)
+    checks += _guard("auth.json mode", lambda: check_auth_mode(auth_path))
     checks += [auth_error] if auth_error else _guard(
         "auth.json", lambda: check_auth_ids(auth, infos, _known(settings)))
     checks += _guard("bearer", lambda: check_bearer(auth, infos))

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from syncd.errors import FetchError
+from syncd.localfile import DATA_LIMIT, SMALL_LIMIT, read_bytes
 from syncd.model import Limits, ModelKind, RemoteModel
 from syncd.providers.normalize import as_bool, as_int, dig, modalities
 
@@ -124,14 +125,14 @@ def parse_catalog(raw: bytes | str) -> Catalog:
     """A catalog from JSON text; anything unreadable is an empty catalog (enrichment is optional)."""
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return Catalog()
     return Catalog(data) if isinstance(data, Mapping) else Catalog()
 
 
 def _read(path: Path) -> Catalog:
     try:
-        return parse_catalog(path.read_bytes())
+        return parse_catalog(read_bytes(path, DATA_LIMIT))
     except OSError:
         return Catalog()
 
@@ -151,8 +152,8 @@ def load_catalog(setting: str = "auto", *, now: float, state_dir: Path,
 
 def _fresh(state_dir: Path, url: str, now: float) -> bool:
     try:
-        meta = json.loads((state_dir / META_NAME).read_text())
-    except (OSError, ValueError):
+        meta = json.loads(read_bytes(state_dir / META_NAME, SMALL_LIMIT))
+    except (OSError, ValueError, RecursionError):
         return False
     fetched = meta.get("fetched_at") if isinstance(meta, Mapping) else None
     return (isinstance(meta, Mapping) and meta.get("url") == url
@@ -162,7 +163,8 @@ def _fresh(state_dir: Path, url: str, now: float) -> bool:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    # named like every syncd temp file, so a start after a kill finds and removes it
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.syncd-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from syncd.errors import TargetError
+from syncd.localfile import SMALL_LIMIT, UnsafeFile, read_bytes
 from syncd.model import Kind, ProviderSpec, Secret
 
 _ENV = re.compile(r"\{env:([^}]+)\}")
@@ -23,8 +24,8 @@ def load_auth(path: Path | None = None) -> dict[str, Any]:
 
         path = opencode_auth_file()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_bytes(path, SMALL_LIMIT))
+    except (OSError, ValueError, RecursionError):
         return {}
     return dict(data) if isinstance(data, dict) else {}
 
@@ -45,7 +46,9 @@ def resolve(value: str, config_dir: Path, *, config_path: Path | None = None) ->
     def read(match: re.Match[str]) -> str:
         path = _file_path(match.group(1), config_dir)
         try:
-            return path.read_text(encoding="utf-8").strip()
+            return read_bytes(path, SMALL_LIMIT).decode("utf-8").strip()
+        except UnsafeFile as exc:
+            why, fix = f"it {exc.strerror}", f"point it at a regular file, not {path}"
         except OSError as exc:
             why, fix = exc.strerror or "error", f"create {path} or fix the path"
         except UnicodeDecodeError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from pathlib import Path
 
 TEMP_MARK = ".syncd-"
@@ -36,6 +37,28 @@ def temp_prefix(name: str) -> str:
 
 def is_temp_of(entry: str, name: str) -> bool:
     return entry.startswith(temp_prefix(name)) and entry.endswith(TEMP_SUFFIX)
+
+
+STALE_AFTER = 300.0  # seconds: no atomic write of syncd's takes this long
+
+
+def sweep_stale_temps(directory: Path, *, now: float | None = None) -> int:
+    """Remove the temp files of syncd's own atomic writes (state, caches, backups) that a killed
+    writer left anywhere under `directory`, once older than STALE_AFTER: a younger one may be a
+    write in flight in another syncd. Not for targets' folders, whose temp files may hold a
+    displaced save (store.clean_stale_temps puts those back). Returns how many went."""
+    now = time.time() if now is None else now
+    try:
+        entries = list(directory.rglob(f".*{TEMP_MARK}*{TEMP_SUFFIX}"))
+    except OSError:
+        return 0
+    removed = 0
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if now - entry.lstat().st_mtime > STALE_AFTER and entry.is_file():
+                entry.unlink()
+                removed += 1
+    return removed
 
 
 def write_temp(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from syncd.errors import SyncdError, TargetError
+from syncd.errors import StateError, SyncdError, TargetError
 
 LOCKS_DIR = "locks"
 DAEMON_LOCK = "daemon.lock"
@@ -25,6 +26,16 @@ class LockTimeout(TargetError):
         SyncdError.__init__(self, f"another syncd is writing {path}; try again")
         self.path = path
         self.msg = "another syncd is writing it; try again"
+
+
+def state_dir_error(path: Path, exc: OSError) -> StateError:
+    """An OS error on syncd's state dir (its locks, state, backups) as one line with the fix."""
+    why = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free some space there, or point SYNCD_STATE_DIR at another file system"
+    else:
+        fix = "make that folder writable, or point SYNCD_STATE_DIR at one you own"
+    return StateError(f"{path}: {why}; syncd keeps its state, locks and backups there: {fix}")
 
 
 def private_dir(directory: Path) -> Path:
@@ -55,8 +66,11 @@ def target_lock(target: Path, state_dir: Path, *, timeout: float = 10.0) -> Iter
     holder dies, even by SIGKILL.
     """
     lock_path = lock_file_for(target, state_dir)
-    private_dir(lock_path.parent)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        private_dir(lock_path.parent)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise state_dir_error(Path(exc.filename or lock_path), exc) from None
     try:
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:
@@ -99,15 +113,23 @@ class DaemonLock:
 def acquire_daemon_lock(state_dir: Path) -> DaemonLock | None:
     """Take the single-daemon lock without waiting; None when another process holds it.
 
-    The holder's pid is written into the file so `daemon_lock_holder` can name it.
+    The holder's pid is written into the file so `daemon_lock_holder` can name it. A state dir
+    that cannot hold the lock is a StateError.
     """
-    path = private_dir(state_dir) / DAEMON_LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    path = state_dir / DAEMON_LOCK
+    try:
+        private_dir(state_dir)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise state_dir_error(Path(exc.filename or path), exc) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
+    except OSError as exc:  # a file system without locks (ENOLCK)
+        os.close(fd)
+        raise state_dir_error(path, exc) from None
     except BaseException:
         os.close(fd)
         raise

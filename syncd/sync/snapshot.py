@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syncd.errors import TargetError
+from syncd.localfile import CONFIG_LIMIT, UnsafeFile, read_regular
 from syncd.sync.atomic import real_path
 
 
@@ -39,13 +40,11 @@ def read_target(path: Path) -> Snapshot:
     """Read a target through its symlinks; a missing file is a Snapshot with `exists=False`."""
     real = real_path(path)
     try:
-        with open(real, "rb") as f:
-            data = f.read()
-            st = os.fstat(f.fileno())
+        data, st = read_regular(real, CONFIG_LIMIT)  # a named pipe or /dev/zero: refused, not read
     except FileNotFoundError:
         return Snapshot(path, real, b"", "", sha256_bytes(b""), 0, False)
-    except IsADirectoryError:
-        raise TargetError(str(path), "is a folder, not a config file") from None
+    except UnsafeFile as exc:
+        raise TargetError(str(path), f"{exc.strerror}; syncd only edits regular files") from None
     except OSError as exc:
         raise TargetError(str(path), f"cannot read it: {reason(exc)}") from None
     try:

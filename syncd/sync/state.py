@@ -10,7 +10,8 @@ from typing import Any
 
 from syncd import paths
 from syncd.errors import StateError
-from syncd.sync.locks import target_lock
+from syncd.localfile import DATA_LIMIT, UnsafeFile, read_bytes
+from syncd.sync.locks import state_dir_error, target_lock
 from syncd.sync.records import VERSION, State, from_json, to_json
 from syncd.sync.store import atomic_write_bytes, clean_stale_temps
 
@@ -57,15 +58,21 @@ def load_state(path: Path | None = None) -> State:
     """The state in `path` (default: state_dir()/state.json); empty when the file is missing."""
     path = path or state_file()
     try:
-        data = path.read_bytes()
+        data = read_bytes(path, DATA_LIMIT)
     except FileNotFoundError:
         return State()
-    except OSError as e:
-        raise StateError(f"{path}: cannot read the state file: {e.strerror or e}") from None
+    except UnsafeFile as e:
+        raise StateError(f"{path}: cannot read the state file: it {e.strerror}; "
+                         f"{_ASIDE.format(path=path)}") from None
+    except OSError as e:  # the folder's fault (not a folder, no permission), not the file's
+        raise state_dir_error(path, e) from None
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise StateError(f"{path} is corrupt ({str(e).splitlines()[0]}); "
+                         f"{_ASIDE.format(path=path)}") from None
+    except RecursionError:
+        raise StateError(f"{path} is corrupt (nested too deeply to read); "
                          f"{_ASIDE.format(path=path)}") from None
     if not isinstance(doc, dict):
         raise StateError(f"{path} is corrupt (not an object); {_ASIDE.format(path=path)}")
@@ -86,7 +93,7 @@ def save_state(state: State, path: Path | None = None) -> None:
         clean_stale_temps(path.parent, path.name)
         atomic_write_bytes(path, data, mode=0o600)
     except OSError as e:
-        raise StateError(f"{path}: cannot write the state file: {e.strerror or e}") from None
+        raise state_dir_error(Path(e.filename or path), e) from None
 
 
 def update_state(change: Callable[[State], State], state_dir: Path) -> State:
