@@ -118,7 +118,7 @@ def configure_logging(fmt: str, verbosity: int, stream: TextIO) -> None:
         logger_factory=structlog.WriteLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
-    # apscheduler, watchfiles and httpx log through the stdlib: same format, same scrubbing.
+    # watchfiles and httpx log through the stdlib: same format, same scrubbing.
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)
@@ -132,5 +132,5 @@ def configure_logging(fmt: str, verbosity: int, stream: TextIO) -> None:
     root.addHandler(_handler)
     root.setLevel(level)
     chatty = logging.DEBUG if verbosity >= 2 else logging.WARNING  # their INFO is per-request noise
-    for name in ("apscheduler", "watchfiles", "httpx", "httpcore", "asyncio"):
+    for name in ("watchfiles", "httpx", "httpcore", "asyncio"):
         logging.getLogger(name).setLevel(chatty)

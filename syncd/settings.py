@@ -198,6 +198,26 @@ def _duration(path: KeyPath, v: object) -> float:
         raise _Bad(path, str(e)) from None
 
 
+# How often a provider may be asked: more often than every second is a flood of requests; a
+# timer past a week is a typo (`1e12` overflowed the scheduler and crash-looped the service).
+MIN_INTERVAL, MAX_INTERVAL = 1.0, 7 * 86400.0
+MAX_TIMEOUT = 3600.0
+
+
+def _interval(path: KeyPath, v: object) -> float:
+    seconds = _duration(path, v)
+    if not MIN_INTERVAL <= seconds <= MAX_INTERVAL:
+        raise _Bad(path, f"must be between 1s and 7d, got {v!r}")
+    return seconds
+
+
+def _timeout(path: KeyPath, v: object) -> float:
+    seconds = _duration(path, v)
+    if seconds > MAX_TIMEOUT:
+        raise _Bad(path, f"must be at most 1h, got {v!r}")
+    return seconds
+
+
 def _bool(path: KeyPath, v: object) -> bool:
     if not isinstance(v, bool):
         raise _Bad(path, f"expected true or false, got {_type_name(v)}")
@@ -267,7 +287,7 @@ def _fields(path: KeyPath, raw: object, spec: Mapping[str, Callable[[KeyPath, ob
 
 
 _PROVIDER_SPEC: dict[str, Callable[[KeyPath, object], Any]] = {
-    "interval": _duration,
+    "interval": _interval,
     "include": _strs,
     "exclude": _strs,
     "kind": _enum(Kind),
@@ -280,7 +300,7 @@ _PROVIDER_SPEC: dict[str, Callable[[KeyPath, object], Any]] = {
 }
 
 _TIMEOUT_SPEC: dict[str, Callable[[KeyPath, object], Any]] = {
-    "connect": _duration, "read": _duration, "total": _duration,
+    "connect": _timeout, "read": _timeout, "total": _timeout,
 }
 
 
@@ -328,8 +348,8 @@ def _targets(path: KeyPath, raw: object) -> Mapping[str, TargetPolicy]:
 _SPEC: dict[str, Callable[[KeyPath, object], Any]] = {
     "configs": _configs,
     "detect": _bool,
-    "interval": _duration,
-    "local_interval": _duration,
+    "interval": _interval,
+    "local_interval": _interval,
     "remove": _enum(RemovePolicy),
     "grace": lambda p, v: _int(p, v, 1),
     "kinds": _kinds,

@@ -24,7 +24,7 @@ PURE = (
     "syncd.text",
 )
 IO_MODULES = (
-    "httpx", "watchfiles", "apscheduler", "asyncio", "subprocess", "socket", "shutil", "tempfile",
+    "httpx", "watchfiles", "asyncio", "subprocess", "socket", "shutil", "tempfile",
     "syncd.sync.store", "syncd.sync.state", "syncd.sync.locks", "syncd.providers.fetch",
 )
 # What each part may import, bottom first. A part is a subpackage or a module of the top level.

@@ -1,4 +1,4 @@
-"""Schedule maths (jitter, backoff, Retry-After), job diffing, and the APScheduler wrapper."""
+"""Schedule maths (jitter, backoff, Retry-After), job diffing, and the steady-clock job timer."""
 
 from __future__ import annotations
 

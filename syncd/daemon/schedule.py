@@ -1,18 +1,15 @@
-"""When each (target, provider) job runs next: interval, jitter and backoff, on APScheduler."""
+"""When each (target, provider) job runs next: interval bounds, jitter and backoff, on a steady clock."""
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import math
+import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.report import Status, TargetReport
 
@@ -111,60 +108,104 @@ def job_id(key: JobKey) -> str:
     return f"{key[1]} @ {key[0]}"
 
 
-class JobScheduler:
-    """APScheduler jobs, one per key; each due run calls `fire(key)` on the event loop.
+def steady_clock() -> float:
+    """Seconds on a clock that never steps with the wall clock and goes on counting through a
+    suspend: CLOCK_BOOTTIME on Linux, CLOCK_MONOTONIC elsewhere (macOS counts sleep in it)."""
+    return time.clock_gettime(_STEADY)
 
-    Runs are coalesced and never missed for good (`misfire_grace_time=None`: a run missed during
-    sleep happens once on wake). The daemon sets each job's next run after every run it makes.
+
+_STEADY = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+# The event loop sleeps on CLOCK_MONOTONIC, which stands still while the machine is suspended;
+# waking at least this often lets a run that fell due during a suspend happen soon after it.
+MAX_SLEEP = 30.0
+
+
+class JobScheduler:
+    """One timer per job key on the steady clock; each due run calls `fire(key)` on the event loop.
+
+    Why not APScheduler (3.x, which this replaced): it keeps next-run times as wall-clock
+    datetimes, so an NTP step or a VM resume an hour back stopped every job for that hour, and a
+    step forward paused them; and the daemon sets every job's next run itself after each run
+    (Jobs.ran), so all it used was a timer. This is that timer, on a clock that does not step.
+
+    A job fires at most once per due time (runs missed in a suspend coalesce into one, on wake)
+    and is then due again `interval` later, unless the daemon defers it first. The `now` callers
+    pass is their wall-clock time, used only to show when a job runs next.
     """
 
-    def __init__(self, fire: Callable[[JobKey], Awaitable[None]]) -> None:
+    def __init__(self, fire: Callable[[JobKey], Awaitable[None]],
+                 clock: Callable[[], float] = steady_clock) -> None:
         self._fire = fire
-        self._sched = AsyncIOScheduler(timezone=UTC)
+        self._clock = clock
+        self._due: dict[JobKey, float] = {}  # key -> steady time of its next run
+        self._shown: dict[JobKey, datetime] = {}  # key -> that time on the wall clock, for status
+        self._interval: dict[JobKey, float] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._firing: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        self._sched.start()  # binds to the running event loop
+        self._loop = asyncio.get_running_loop()
+        self._arm()
 
     def shutdown(self) -> None:
-        if self._sched.running:
-            self._sched.shutdown(wait=False)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._loop = None
 
     def wakeup(self) -> None:
-        """Look at the wall clock again now (after a suspend the loop's timer is late)."""
-        if self._sched.running:
-            self._sched.wakeup()
+        """Run what is due now, and sleep again until the next due time (after a suspend)."""
+        self._run_due()
 
     def put(self, key: JobKey, interval: float, first_delay: float, now: datetime) -> None:
         """Add the job, or replace its interval; its next run is `first_delay` after `now`."""
-        self._sched.add_job(
-            self._fire,
-            trigger=IntervalTrigger(seconds=interval, jitter=interval * JITTER, timezone=UTC),
-            args=[key],
-            id=job_id(key),
-            name=job_id(key),
-            next_run_time=now + timedelta(seconds=first_delay),
-            misfire_grace_time=None,
-            coalesce=True,
-            max_instances=1,
-            replace_existing=True,
-        )
+        self._interval[key] = interval
+        self._set(key, first_delay, now)
 
     def remove(self, key: JobKey) -> None:
-        with contextlib.suppress(JobLookupError):
-            self._sched.remove_job(job_id(key))
+        for table in (self._due, self._shown, self._interval):
+            table.pop(key, None)
+        self._arm()
 
     def defer(self, key: JobKey, delay: float, now: datetime) -> None:
         """Set the job's next run to `delay` seconds after `now` (no-op for a dropped job)."""
-        with contextlib.suppress(JobLookupError):
-            self._sched.modify_job(job_id(key), next_run_time=now + timedelta(seconds=delay))
+        if key in self._interval:
+            self._set(key, delay, now)
 
     def next_run(self) -> datetime | None:
-        times = [j.next_run_time for j in self._sched.get_jobs() if j.next_run_time is not None]
-        return min(times) if times else None
+        return min(self._shown.values(), default=None)
 
     def next_run_of(self, key: JobKey) -> datetime | None:
-        job = self._sched.get_job(job_id(key))
-        return None if job is None else job.next_run_time
+        return self._shown.get(key)
 
     def ids(self) -> list[str]:
-        return sorted(j.id for j in self._sched.get_jobs())
+        return sorted(job_id(k) for k in self._interval)
+
+    def _set(self, key: JobKey, delay: float, now: datetime) -> None:
+        delay = max(0.0, delay)
+        self._due[key] = self._clock() + delay
+        self._shown[key] = now + timedelta(seconds=delay)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._loop is None or not self._due:
+            return
+        wait = min(self._due.values()) - self._clock()
+        self._timer = self._loop.call_later(min(max(wait, 0.0), MAX_SLEEP), self._run_due)
+
+    def _run_due(self) -> None:
+        if self._loop is None:
+            return
+        now = self._clock()
+        for key, when in sorted(self._due.items(), key=lambda kv: kv[1]):
+            if when <= now:
+                self._due[key] = now + self._interval[key]  # until the daemon defers it
+                self._shown[key] = datetime.now(UTC) + timedelta(seconds=self._interval[key])
+                task = asyncio.ensure_future(self._fire(key), loop=self._loop)
+                self._firing.add(task)
+                task.add_done_callback(self._firing.discard)
+        self._arm()
