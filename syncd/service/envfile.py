@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 
 from syncd.errors import SyncdError
+from syncd.localfile import SMALL_LIMIT, read_bytes
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NEEDS_ESCAPE = '"\\`$'
@@ -73,7 +74,7 @@ def line_for(name: str, value: str) -> str:
 def read_env_file(path: Path) -> dict[str, str]:
     """The file's variables; {} when it does not exist; SyncdError when it cannot be read."""
     try:
-        return parse(path.read_text(encoding="utf-8"))
+        return parse(read_bytes(path, SMALL_LIMIT).decode("utf-8"))  # a named pipe: refused
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
@@ -97,7 +98,7 @@ def record(path: Path, values: Mapping[str, str]) -> bool:
     """
     lines = {name: line_for(name, value) for name, value in values.items()}
     try:
-        old = path.read_text(encoding="utf-8")
+        old = read_bytes(path, SMALL_LIMIT).decode("utf-8")
     except FileNotFoundError:
         old = HEADER
     except (OSError, UnicodeDecodeError) as exc:
