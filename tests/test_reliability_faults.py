@@ -64,7 +64,7 @@ async def test_fault_modes_remove_nothing_leak_nothing_and_stall_no_other_provid
     ports = {f.port for f in fakes.values()}
     faulty.retry_after = 1
     os.environ["SYNCD_CONFIG"] = str(write_settings(
-        tmp_path, "grace: 1, local_interval: '0.5s', timeouts: { connect: '1s', read: '0.4s', total: '1s' }"))
+        tmp_path, "grace: 1, local_interval: '1s', timeouts: { connect: '1s', read: '0.4s', total: '1s' }"))
     target = tmp_path / "opencode.json"
     target.write_text(jsonc.modify("{}\n", ["provider"], {
         pid: {"npm": "@ai-sdk/openai-compatible", "options": {"baseURL": f.base_url}, "models": {}}
@@ -80,7 +80,7 @@ async def test_fault_modes_remove_nothing_leak_nothing_and_stall_no_other_provid
             for fault in [f for f in FAULTS if f is not None]:
                 faulty.fault = fault
                 seen = {pid: len(f.requests) for pid, f in fakes.items()}
-                # the faulty provider is asked again, and the others keep their 0.5 s schedule
+                # the faulty provider is asked again, and the others keep their 1 s schedule (the least)
                 assert await until(lambda s=seen: len(faulty.requests) > s["faulty"]
                                    and all(len(fakes[p].requests) >= s[p] + 2 for p in ("ollama", "lms")),
                                    12), f"round {rnd}, fault {fault}: a provider stalled"
