@@ -85,7 +85,7 @@ async def test_a_wall_clock_step_neither_stops_nor_bursts_the_schedule(
         came = await until(lambda: len(fired) >= stepped + 4)
         assert came, f"{len(fired) - stepped} runs after a {step:+.0f}s step"
         gaps = [b - a for a, b in zip(fired[stepped - 1:], fired[stepped:], strict=False)]
-        assert min(gaps) >= INTERVAL / 2, gaps  # no burst of make-up runs
+        assert min(gaps) >= INTERVAL / 4, gaps  # no burst of make-up runs (those come ~0 s apart)
     finally:
         sched.shutdown()
 
