@@ -143,5 +143,5 @@ def test_once_and_run_refuse_an_absurd_interval_alike(tmp_path: Path, command: s
                          capture_output=True, text=True, timeout=60,
                          env={**os.environ, "SYNCD_CONFIG": str(settings),
                               "SYNCD_DETECT_PORTS": "0,0,0"})
-    assert out.returncode == 1, out.stderr
+    assert out.returncode == 2, out.stderr  # the user's own settings: exit 2, as a wrong flag
     assert "interval: must be between 1s and 7d" in out.stderr and "Traceback" not in out.stderr

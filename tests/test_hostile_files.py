@@ -44,9 +44,10 @@ def target(path: Path, url: str, **options: str) -> Path:
     return path
 
 
-def one_line_error(out: subprocess.CompletedProcess[str], *words: str) -> str:
-    """The run ended with exit 1 and a one-line error holding `words` (never exit 3)."""
-    assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
+def one_line_error(out: subprocess.CompletedProcess[str], *words: str, code: int = 1) -> str:
+    """The run ended with exit `code` (1; 2 for the user's own settings) and a one-line error
+    holding `words`, never exit 3."""
+    assert out.returncode == code, (out.returncode, out.stdout, out.stderr)
     text = " ".join((out.stdout + out.stderr).split())  # unwrapped
     assert "internal error" not in text and "Traceback" not in text, text
     for word in words:
@@ -87,7 +88,7 @@ def test_a_hostile_settings_file_is_a_settings_error(tmp_path: Path, served: str
     words = hostile_file(settings, kind)
     cfg = target(tmp_path / "opencode.json", served)
     out = syncd("once", "--config", str(cfg), "--no-notify", env={"SYNCD_CONFIG": str(settings)})
-    one_line_error(out, str(settings), words)
+    one_line_error(out, str(settings), words, code=2)
 
 
 @pytest.mark.parametrize("kind", ["fifo", "deep"])
@@ -121,21 +122,30 @@ def test_dev_zero_as_the_config_is_refused_not_read(tmp_path: Path) -> None:
                    "character device")
 
 
-def test_the_daemon_on_a_named_pipe_stops_on_sigterm(tmp_path: Path) -> None:
-    fifo = tmp_path / "opencode.json"
+def test_the_daemon_refuses_a_named_pipe_and_stops_on_sigterm_when_one_appears(
+    tmp_path: Path, served: str
+) -> None:
+    fifo = tmp_path / "pipe.json"
     os.mkfifo(fifo)
-    daemon = subprocess.Popen([sys.executable, "-m", "syncd", "run", "--config", str(fifo),
+    refused = syncd("run", "--config", str(fifo), timeout=30)
+    assert refused.returncode == 2 and "named pipe" in refused.stderr, refused.stderr
+    cfg = target(tmp_path / "opencode.json", served)
+    daemon = subprocess.Popen([sys.executable, "-m", "syncd", "run", "--config", str(cfg),
                                "--log-format", "json"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True,
                               env={**os.environ, "SYNCD_DETECT_PORTS": "0,0,0"})
     try:
-        time.sleep(3)  # started, and had every chance to block on the pipe
+        deadline = time.monotonic() + 30
+        while "m1" not in cfg.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.replace(fifo, cfg)  # the config becomes a named pipe under the running daemon
+        time.sleep(3)  # the watcher saw it and every reader had its chance to block on it
         daemon.send_signal(signal.SIGTERM)
         _, err = daemon.communicate(timeout=20)
     except subprocess.TimeoutExpired:
         daemon.kill()
         daemon.communicate()
-        pytest.fail("syncd run --config FIFO ignored SIGTERM")
+        pytest.fail("syncd run ignored SIGTERM once its config became a named pipe")
     assert daemon.returncode == 0, err
 
 

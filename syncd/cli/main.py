@@ -168,10 +168,16 @@ def _check_run_configs(configs: Sequence[str]) -> None:
     """A daemon given a config it cannot watch would run for ever doing nothing: refuse it."""
     from pathlib import Path
 
+    from syncd.localfile import describe
+
     for raw in configs:
         path = Path(raw).expanduser()
-        if path.is_dir():
-            raise UsageError(f"run: --config {raw} is a folder, not an OpenCode config file")
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            mode = None
+        if mode is not None and not path.is_file():  # a folder, a named pipe, a device
+            raise UsageError(f"run: --config {raw} is {describe(mode)}, not an OpenCode config file")
         if not path.is_file():
             raise UsageError(f"run: --config {raw}: no such file; create it first (e.g. "
                              f"`syncd add ID BASE_URL --config {raw}`), or fix the path")
