@@ -24,7 +24,7 @@ from _common import Row, fmt, machine_line, rows_from_json  # noqa: E402
 BENCH = Path(__file__).resolve().parent
 # The benchmarks of the earlier issues first, then this issue's peer comparison.
 ORDER = ("jsonc_bench.py", "fetch_bench.py", "once_bench.py", "startup_bench.py", "daemon_bench.py",
-         "store_bench.py", "soak.py", "peers.py", "hostile_bench.py")
+         "store_bench.py", "soak.py", "daemon_soak.py", "peers.py", "hostile_bench.py")
 LINE = re.compile(r"^\s*(?P<fig>[^:=]{3,80}?)\s*:\s*(?P<val>-?\d[\d,]*(?:\.\d+)?)\s*(?P<unit>[a-zA-Z%]*)"
                   r"(?P<rest>.*)$")
 TARGET = re.compile(r"target\s*(?P<tgt>[<>≤≥=]*\s*[\d.,]+\s*[a-zA-Z%]*)", re.I)
