@@ -7,11 +7,28 @@ now and then removes one) every 2-6 s on a seeded schedule, and five fail now an
 a body cut short, a hang). One opencode.jsonc with comments names them all; syncd runs with
 `interval` and `local_interval` 1 s, grace as default, its JSON log in a file. A scripted editor
 changes the config every 1-3 s (add an entry of its own, change an option or a name, delete an
-entry of its own or one syncd wrote) saving in place, by temp file + rename, or vim-style, and
-checks before each edit that its earlier edits still hold. At the end the daemon gets SIGTERM
-while a fetch hangs and the 3,000-model provider's sync is running. The daemon is seen only
-through the CLI, its files, its log and /proc. Details of each figure: the docstrings below and
-the note of issue 18.
+entry of its own or one syncd wrote) saving in place, by temp file + rename, or vim-style. The
+daemon is seen only through the CLI, its files, its log and /proc.
+
+Figures (targets from issue 18):
+  lost edits             before each edit and once after the daemon stopped, every earlier edit
+                         is checked (entries present, options as last set, deleted IDs absent);
+                         an edit found undone counts once
+  tombstones not made    tombstoned IDs in syncd's state file the editor never deleted
+  lock-contention        log lines saying "another syncd is writing" (one daemon runs)
+  target invalid         error-level "target invalid" lines, less those a half-saved file
+                         explains (a parse error just after an in-place save, a missing file
+                         just after a vim-style save)
+  CPU                    the daemon's utime+stime over the run after a warm-up, % of one core
+  achieved syncs         "provider synced" lines with status ok of the 15 healthy providers,
+                         over 15 x window / interval
+  upstream -> file       from a server's addition to the ID's first appearance in the file (a
+                         20 ms stat poll), healthy servers; median and p95
+  RSS slope              least squares over VmRSS sampled every 2 s, last two thirds of the run
+  log bytes per minute   growth of the log file in the first and in the last third
+  SIGTERM -> exit        SIGTERM while a fetch hangs and the 3,000-model provider's sync is
+                         running; seconds until the process is gone
+Diagnostics (log composition, where lock errors and stray tombstones come from) go to stderr.
 """
 
 from __future__ import annotations
