@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -35,8 +36,9 @@ from syncd.sync.overlay import (
 )
 from syncd.sync.record import write_planned
 from syncd.sync.records import State, target_key
-from syncd.sync.state import load_state
-from syncd.sync.store import atomic_write_bytes, read_target
+from syncd.sync.rounds import Quiet, Round, merge, quiet_after, quiet_report
+from syncd.sync.state import load_state, state_file
+from syncd.sync.store import atomic_write_bytes, read_target, sha256_bytes
 from syncd.sync.targets import JobSpec, provider_jobs, resolve_targets
 
 if TYPE_CHECKING:
@@ -74,6 +76,9 @@ class Engine:
         self._invalid: dict[str, str] = {}  # target key -> the error last reported for it
         self._pending: list[Event] = []  # events found outside a cycle, sent with the next batch
         self._local_specs: SpecCache | None = None
+        self._parsed: dict[Path, tuple[str, Any]] = {}  # target -> (sha256, parsed) of its last read
+        self._quiet: dict[Path, Quiet] = {}  # targets whose last cycle changed nothing (see rounds)
+        self._stopping = threading.Event()  # set by `stop()`: a write waiting for a lock gives up
 
     # --- what there is to do ------------------------------------------------------------------
 
@@ -102,11 +107,13 @@ class Engine:
     def jobs(self) -> list[JobSpec]:
         return provider_jobs(self.targets(), self.settings)
 
-    def last_written_sha256(self, target: Path) -> str | None:
+    def own_writes(self, target: Path) -> frozenset[str]:
+        """Hashes of the bytes syncd's last write of `target` put there (recorded, or about to be)."""
         try:
-            return load_state().target(target).last_write_sha256
+            ts = load_state().target(target)
         except StateError:
-            return None
+            return frozenset()
+        return frozenset(h for h in (ts.last_write_sha256, ts.pending_sha256) if h)
 
     def auth_failed_providers(self) -> list[tuple[Path, str]]:
         try:
@@ -122,6 +129,11 @@ class Engine:
 
     def reload(self) -> None:
         self.settings = load_settings()
+        self._quiet.clear()  # a policy may have changed what a plan does with the same answer
+
+    def stop(self) -> None:
+        """Stopping: a write still waiting for a lock gives up instead of holding up the exit."""
+        self._stopping.set()
 
     # --- the cycle ----------------------------------------------------------------------------
 
@@ -160,29 +172,65 @@ class Engine:
         diff_base: str | None = None,
     ) -> TargetReport:
         """One cycle of one target; every failure of a provider or of the target is in the report."""
+        rnd = await self.fetch(target, provider_ids, text=text)
+        return await self.apply(target, [rnd], dry_run=dry_run, diff_base=diff_base)
+
+    async def fetch(
+        self, target: Path, provider_ids: Sequence[str] | None = None, *, text: str | None = None
+    ) -> Round:
+        """Ask the target's chosen providers what they serve (`text`: as if the target held it).
+
+        A target read before with the same bytes is not parsed again.
+        """
         path = str(target)
         try:
             if text is None:
                 snap = read_target(target)
                 if not snap.exists:
-                    return TargetReport(path, error=f"{path}: no such file")
-                text = snap.text
-            data = jsonc.parse(text)
+                    return Round(target, report=TargetReport(path, error=f"{path}: no such file"))
+                text, sha = snap.text, snap.sha256
+            else:
+                sha = sha256_bytes(text.encode("utf-8", "surrogatepass"))
+            parsed = self._parsed.get(target)
+            if parsed is None or parsed[0] != sha:
+                parsed = self._parsed[target] = (sha, jsonc.parse(text))
         except jsonc.JsoncError as exc:
-            return await self._invalid_target(TargetReport(path, error=f"{path}:{exc}"))
+            self._parsed.pop(target, None)
+            return Round(target, report=await self._invalid_target(TargetReport(path, error=f"{path}:{exc}")))
         except TargetError as exc:
-            return TargetReport(path, error=str(exc))
-        chosen, skipped = choose(custom_providers(data), provider_ids, self.settings)
-        if text is not None and diff_base is not None and not os.path.lexists(target):
+            return Round(target, report=TargetReport(path, error=str(exc)))
+        chosen, skipped = choose(custom_providers(parsed[1]), provider_ids, self.settings)
+        client = await self.http()
+        catalog = await self._catalog_now(client)
+        fetched = await fetch_blocks(target, chosen, self.settings, client, self._cache, catalog)
+        return Round(target, tuple(fetched), tuple(skipped), text)
+
+    async def apply(
+        self, target: Path, rounds: Sequence[Round], *, dry_run: bool = False,
+        diff_base: str | None = None,
+    ) -> TargetReport:
+        """Plan the answers of `rounds` (one target's, newest last) as one, and write that once.
+
+        The plan is made from the file as it is when written, not as it was when fetched. An
+        answer that is the same as last time, of a file and state that are too, is not planned.
+        """
+        rnd = merge(rounds)
+        if rnd.report is not None:
+            return rnd.report
+        path, text = str(target), rnd.text
+        if diff_base is not None and not os.path.lexists(target):
             # a dry run of a file detection or `syncd add` would create: its folder is made then
             layout = Layout(target, target, (target,))
         else:
             layout = self.layout(target)
         if layout.error is not None:
             return await self._invalid_target(TargetReport(path, error=layout.error))
-        client = await self.http()
-        catalog = await self._catalog_now(client)
-        fetched = await fetch_blocks(target, chosen, self.settings, client, self._cache, catalog)
+        fetched, skipped = list(rnd.fetched), list(rnd.skipped)
+        catalog = self._catalog
+        if not dry_run and not layout.layered:
+            quiet = self._quiet_report(target, rnd)
+            if quiet is not None:
+                return quiet
         try:
             before = load_state()
         except StateError as exc:
@@ -204,9 +252,11 @@ class Engine:
                     old_text = text
                 return target_report(path, fetched, planner.plans, skipped, before, old_text,
                                      new_text, with_diff=True)
+            state_id = _state_id()
             # in a thread: waiting for another syncd's lock must not stall the daemon's loop
             result = await asyncio.to_thread(
-                write_planned, target, planner, state_dir=self._state_dir, clock=self._clock
+                write_planned, target, planner, state_dir=self._state_dir, clock=self._clock,
+                abort=self._stopping,
             )
         except jsonc.JsoncError as exc:
             return await self._invalid_target(TargetReport(path, error=f"{path}:{exc}"))
@@ -214,12 +264,29 @@ class Engine:
             return TargetReport(path, error=str(exc), providers=failed_all(fetched, exc))
         report = target_report(path, fetched, planner.plans, skipped, before, result.old_text,
                                result.new_text if result.changed else None)
+        learned = {pid: (before.provider(target, pid), plan.state) for pid, plan in planner.plans.items()}
+        quiet = quiet_after(
+            report, fetched, learned, file_sha256=result.sha256, state_ids=(state_id, _state_id()),
+            now=self._clock(), previous=self._quiet.pop(target, None))
+        if quiet is not None:
+            self._quiet[target] = quiet
         self._valid_again(target)
         if self._notify is not None:  # events are composed only for someone to hear them
             from syncd.notify.events import events_from_report
 
             await self._emit(events_from_report(report, previous_failures=_failures(before, target)))
         return report
+
+    def _quiet_report(self, target: Path, rnd: Round) -> TargetReport | None:
+        memo = self._quiet.get(target)
+        if memo is None:
+            return None
+        try:
+            snap = read_target(target)
+        except TargetError:
+            return None
+        return quiet_report(memo, rnd, file_sha256=snap.sha256, state_id=_state_id(),
+                            now=self._clock())
 
     async def _sync_layered(self, planner: LayeredPlanner, skipped: list[ProviderReport], before: State,
                             *, dry_run: bool, diff_base: str | None) -> TargetReport:
@@ -247,24 +314,30 @@ class Engine:
 
     # --- revalidation after a change on disk ----------------------------------------------------
 
-    async def revalidate(self, changed: Path) -> TargetReport:
+    async def revalidate(
+        self, changed: Path, known: Mapping[str, frozenset[str]] | None = None
+    ) -> TargetReport:
         """Record hand deletions (tombstones) and warn about user-owned IDs the provider does not serve.
 
-        `changed` is a target, or an overlay: then every target whose models it holds.
+        `changed` is a target, or an overlay: then every target whose models it holds. `known`:
+        provider id -> unserved IDs the caller has already said (see `revalidate`).
         """
         owners = [t for t in self.targets() if changed in self.layout(t).files] or [changed]
-        reports = [await self._revalidate(t) for t in owners]
+        reports = [await self._revalidate(t, known) for t in owners]
         if len(reports) == 1:
             return reports[0]
         return TargetReport(str(changed), error=next((r.error for r in reports if r.error), None),
                             providers=tuple(p for r in reports for p in r.providers))
 
-    async def _revalidate(self, target: Path) -> TargetReport:
+    async def _revalidate(
+        self, target: Path, known: Mapping[str, frozenset[str]] | None
+    ) -> TargetReport:
         path = str(target)
         try:
             from syncd.sync.revalidate import revalidate  # the daemon's alone: `once` never loads it
 
-            report = revalidate(target, self.settings, self._state_dir)
+            # in a thread: it waits for the state lock, which another syncd may hold
+            report = await asyncio.to_thread(revalidate, target, self.settings, self._state_dir, known)
         except jsonc.JsoncError as exc:
             return await self._invalid_target(TargetReport(path, error=f"{path}:{exc}"))
         except TargetParseError as exc:  # its overlay
@@ -339,6 +412,7 @@ class Engine:
                 limits=self.settings.limits(),
             )
             self._catalog_at = now
+            self._quiet.clear()  # enrichment may differ: plan every target in full once
         return self._catalog
 
     def _sweep(self) -> None:
@@ -371,6 +445,15 @@ class Engine:
         if self._own_client and self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def _state_id() -> tuple[int, ...]:
+    """The state file's identity (inode, size, mtime): any write of it, by anyone, changes it."""
+    try:
+        st = os.stat(state_file())
+    except OSError:
+        return ()
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _failures(before: State, target: Path) -> dict[str, int]:

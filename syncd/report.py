@@ -35,6 +35,7 @@ class ProviderReport:
     restored: tuple[str, ...] = ()  # dropped by a save from a stale buffer: to be added back
     suspicious: tuple[Skipped, ...] = ()  # served IDs refused as unsafe, with the reason
     warnings: tuple[str, ...] = ()  # e.g. "served an empty list; nothing removed"
+    unserved: tuple[str, ...] = ()  # user-owned IDs the last fetch did not list (revalidation)
     failures: int = 0  # consecutive failed fetches, this one included (0 when ok)
     ms: int = 0
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,8 +21,10 @@ import pytest
 
 from syncd.daemon.run import Daemon, status_line
 from syncd.daemon.schedule import backoff
-from syncd.errors import SettingsError
+from syncd.errors import FetchError, SettingsError
 from syncd.report import ProviderReport, Status, TargetReport
+from syncd.sync.outcome import Fetched
+from syncd.sync.rounds import Round
 from syncd.sync.targets import JobSpec
 
 HERE = Path(__file__).resolve().parent
@@ -51,10 +53,11 @@ class FakeEngine:
     def jobs(self) -> list[JobSpec]:
         return list(self.specs)
 
-    def last_written_sha256(self, target: Path) -> str | None:
-        return self.written.get(target)
+    def own_writes(self, target: Path) -> frozenset[str]:
+        return frozenset([self.written[target]] if target in self.written else [])
 
-    async def sync(self, target: Path, provider_ids: Sequence[str] | None = None) -> TargetReport:
+    async def fetch(self, target: Path, provider_ids: Sequence[str] | None = None) -> Round:
+        """A provider's run: recorded as ("sync", target, ids) when it starts; `hold` holds it."""
         ids = tuple(provider_ids or ())
         self.calls.append(("sync", target, ids))
         self.active[target] = self.active.get(target, 0) + 1
@@ -64,11 +67,21 @@ class FakeEngine:
                 await self.hold.wait()
         finally:
             self.active[target] -= 1
+        return Round(target, tuple(Fetched(p, FetchError("fake"), 0) for p in ids))
+
+    async def apply(self, target: Path, rounds: Sequence[Round]) -> TargetReport:
+        ids = tuple(pid for r in rounds for pid in r.provider_ids)
+        self.calls.append(("apply", target, ids))
         reports = tuple(self.errors.get(p, ProviderReport(id=p, status=Status.OK)) for p in ids)
         await self.synced.put((target, ids))
         return TargetReport(path=str(target), providers=reports)
 
-    async def revalidate(self, target: Path) -> TargetReport:
+    def stop(self) -> None:
+        self.calls.append(("stop",))
+
+    async def revalidate(
+        self, target: Path, known: Mapping[str, frozenset[str]] | None = None
+    ) -> TargetReport:
         self.calls.append(("revalidate", target))
         return self.revalidations.get(target, TargetReport(path=str(target)))
 
@@ -352,13 +365,19 @@ SCRIPT = textwrap.dedent("""
 
     work = Path({work!r})
     class Slow(FakeEngine):
-        async def sync(self, target, provider_ids=None):
-            n = sum(1 for c in self.calls if c[0] == "sync")
-            if n >= 1:  # every run after the first cycle is slow
+        async def fetch(self, target, provider_ids=None):
+            if {slow!r} == "fetch" and self.calls:  # every fetch after the first cycle hangs
                 (work / "started").write_text("")
-                await asyncio.sleep(1.5)
+                await asyncio.sleep(60)
                 (work / "done").write_text("")
-            return await super().sync(target, provider_ids)
+            return await super().fetch(target, provider_ids)
+
+        async def apply(self, target, rounds):
+            if {slow!r} == "write" and len(self.calls) > 2:  # every write after the first is slow
+                (work / "started").write_text("")
+                await asyncio.sleep(1.0)
+                (work / "done").write_text("")
+            return await super().apply(target, rounds)
 
     async def main():
         target = work / "opencode.json"
@@ -367,11 +386,12 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_sigterm_stops_cleanly_after_the_sync_in_flight(tmp_path: Path) -> None:
+@pytest.mark.parametrize("slow", ["write", "fetch"])
+def test_sigterm_lets_a_write_in_flight_land_and_cancels_fetches(tmp_path: Path, slow: str) -> None:
     (tmp_path / "opencode.json").write_text("{}")
     sock_path = tmp_path / "notify.sock"
     script = tmp_path / "daemon.py"
-    script.write_text(SCRIPT.format(tests=str(HERE), work=str(tmp_path)))
+    script.write_text(SCRIPT.format(tests=str(HERE), work=str(tmp_path), slow=slow))
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(sock_path))
         sock.settimeout(20)
@@ -397,7 +417,10 @@ def test_sigterm_stops_cleanly_after_the_sync_in_flight(tmp_path: Path) -> None:
                 messages.append(sock.recv(4096).decode())
             except TimeoutError:
                 break
-    assert (tmp_path / "done").exists()  # the run in flight was let finish
+    assert (tmp_path / "started").exists()
+    # a write in flight lands; a fetch in flight (here one that would hang for a minute) is
+    # cancelled, so the daemon exits well within the wait above
+    assert (tmp_path / "done").exists() == (slow == "write")
     assert messages[-1] == "STOPPING=1"
 
 

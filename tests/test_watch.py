@@ -43,11 +43,13 @@ def test_sha256_of_missing_file_is_none(tmp_path: Path) -> None:
 
 
 def test_real_change_rules() -> None:
-    assert not is_real_change("a", "a", None)  # no-op save
-    assert not is_real_change("b", "a", "b")  # syncd's own write
-    assert is_real_change("b", "a", "c")
-    assert is_real_change(None, "a", None)  # deleted
-    assert not is_real_change(None, None, None)
+    none: frozenset[str] = frozenset()
+    assert not is_real_change("a", "a", none)  # no-op save
+    assert not is_real_change("b", "a", frozenset({"b"}))  # syncd's own write
+    assert not is_real_change("b", "a", frozenset({"c", "b"}))  # ...recorded as pending
+    assert is_real_change("b", "a", frozenset({"c"}))
+    assert is_real_change(None, "a", none)  # deleted
+    assert not is_real_change(None, None, none)
 
 
 def test_gate_ignores_noop_saves_and_own_writes(tmp_path: Path) -> None:
@@ -55,12 +57,12 @@ def test_gate_ignores_noop_saves_and_own_writes(tmp_path: Path) -> None:
     f.write_text('{"a": 1}')
     gate = ChangeGate()
     gate.prime(f)
-    assert not gate.check(f, None)  # touched, same bytes
+    assert not gate.check(f, frozenset())  # touched, same bytes
     f.write_text('{"a": 2}')
-    assert not gate.check(f, sha256_of(f))  # what syncd just wrote
+    assert not gate.check(f, frozenset({sha256_of(f) or ""}))  # what syncd just wrote
     f.write_text('{"a": 3}')
-    assert gate.check(f, None)
-    assert not gate.check(f, None)  # the same edit seen twice counts once
+    assert gate.check(f, frozenset())
+    assert not gate.check(f, frozenset())  # the same edit seen twice counts once
 
 
 @asynccontextmanager

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import random
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -19,14 +19,16 @@ from syncd.daemon.jobs import Jobs, status_line
 from syncd.daemon.runner import TargetRunner
 from syncd.daemon.schedule import JobKey
 from syncd.daemon.stores import StoreSource, StoreWatch
+from syncd.daemon.unserved import Unserved
 from syncd.daemon.watching import Watcher
 from syncd.errors import SettingsError
 from syncd.report import TargetReport
+from syncd.sync.rounds import Round
 from syncd.sync.targets import JobSpec
 
 log = structlog.get_logger("syncd.daemon")
 
-STOP_GRACE = 4.0  # an in-flight sync gets this long on SIGTERM; the promise is a stop within 5 s
+STOP_GRACE = 1.5  # a write in flight gets this long on SIGTERM (fetches are cancelled at once)
 HEARTBEAT_MAX = 30.0  # also re-reads the wall clock, so runs missed in a suspend happen on wake
 
 
@@ -35,12 +37,14 @@ class Engine(StoreSource, Protocol):
 
     def watched_files(self) -> list[Path]: ...
     def jobs(self) -> list[JobSpec]: ...
-    def last_written_sha256(self, target: Path) -> str | None: ...
-    async def sync(
-        self, target: Path, provider_ids: Sequence[str] | None = None
+    def own_writes(self, target: Path) -> frozenset[str]: ...
+    async def fetch(self, target: Path, provider_ids: Sequence[str] | None = None) -> Round: ...
+    async def apply(self, target: Path, rounds: Sequence[Round]) -> TargetReport: ...
+    async def revalidate(
+        self, target: Path, known: Mapping[str, frozenset[str]] | None = None
     ) -> TargetReport: ...
-    async def revalidate(self, target: Path) -> TargetReport: ...
     def reload(self) -> None: ...
+    def stop(self) -> None: ...
     def auth_failed_providers(self) -> list[tuple[Path, str]]: ...
     async def aclose(self) -> None: ...
 
@@ -62,9 +66,9 @@ class Daemon:
         self.engine = engine
         self._notify = notify
         self._jobs = Jobs(self._fire, rng)
-        self._runners: dict[Path, TargetRunner] = {}
+        self._runners: dict[Path, TargetRunner[Round]] = {}
         self._broken: dict[Path, str] = {}  # target -> its error; its jobs stay until it parses
-        self._warned: dict[Path, set[tuple[str, str]]] = {}  # revalidation warnings already said
+        self._unserved = Unserved()  # user-owned IDs not served, said when that changes
         self._watcher = Watcher(engine, self._on_file_change, force_polling=force_polling)
         self._stores = StoreWatch(engine, self._on_store_change, force_polling=force_polling)
         self._stop = asyncio.Event()
@@ -76,11 +80,18 @@ class Daemon:
         self._stop.set()
         self._watcher.stop()
         self._stores.stop()
+        self.engine.stop()
 
     def sync_all(self) -> list[asyncio.Task[None]]:
-        """Queue a run of every job now (SIGUSR1); jobs already running get one follow-up run."""
-        started = (self._runner(t).request(ids) for t, ids in self._jobs.by_target().items())
-        return [t for t in started if t is not None]
+        """Queue a run of every job now (SIGUSR1); jobs already running get one follow-up run.
+
+        Returns a task per target that ends once its runs are written."""
+        tasks = []
+        for target, ids in self._jobs.by_target().items():
+            runner = self._runner(target)
+            runner.request(ids)
+            tasks.append(asyncio.ensure_future(runner.drained()))
+        return tasks
 
     def reload(self) -> None:
         """Re-read settings, then bring the watches and jobs in line (SIGHUP, settings edited)."""
@@ -184,10 +195,11 @@ class Daemon:
 
     # -- runs -------------------------------------------------------------------------------
 
-    def _runner(self, target: Path) -> TargetRunner:
+    def _runner(self, target: Path) -> TargetRunner[Round]:
         runner = self._runners.get(target)
         if runner is None:
-            runner = self._runners[target] = TargetRunner(target, self._sync, self._revalidate)
+            runner = self._runners[target] = TargetRunner(target, self._fetch, self._apply,
+                                                          self._revalidate)
         return runner
 
     async def _fire(self, key: JobKey) -> None:
@@ -201,10 +213,21 @@ class Daemon:
             for target, ids in to_sync.items():
                 self._runner(target).request(ids)
 
-    async def _sync(self, target: Path, provider_ids: list[str]) -> None:
+    async def _fetch(self, target: Path, provider_ids: list[str]) -> Round:
         try:
-            report = await self.engine.sync(target, provider_ids)
+            return await self.engine.fetch(target, provider_ids)
+        except asyncio.CancelledError:
+            raise
         except Exception as e:  # the engine reports failures; anything else is a bug, not a crash
+            log.exception("fetch failed", target=str(target))
+            error = f"internal error: {type(e).__name__}"
+            return Round(target, report=TargetReport(str(target), error=error))
+
+    async def _apply(self, target: Path, answers: list[tuple[list[str], Round]]) -> None:
+        provider_ids = list(dict.fromkeys(pid for ids, _ in answers for pid in ids))
+        try:
+            report = await self.engine.apply(target, [rnd for _, rnd in answers])
+        except Exception as e:  # as in _fetch
             log.exception("cycle failed", target=str(target))
             report = TargetReport(path=str(target), error=f"internal error: {type(e).__name__}")
         self._note_target_error(target, report)
@@ -220,23 +243,18 @@ class Daemon:
 
     async def _revalidate(self, target: Path) -> None:
         try:
-            report = await self.engine.revalidate(target)
+            report = await self.engine.revalidate(target, self._unserved.known(target))
         except Exception:
             log.exception("revalidation failed", target=str(target))
             return
         log.info("target revalidated", target=str(target), valid=report.error is None)
         self._note_target_error(target, report)
-        said = self._warned.get(target, set())
         for p in report.providers:
             if p.tombstoned:
                 log.info("managed models deleted by hand", target=str(target), provider=p.id,
                          tombstoned=list(p.tombstoned))
-            for w in p.warnings:
-                if (p.id, w) not in said:  # a "did you mean" is said once, not on every save
-                    log.warning(w, target=str(target), provider=p.id)
         if report.error is None:
-            # what no longer holds is forgotten, so it is said again should it come back
-            self._warned[target] = {(p.id, w) for p in report.providers for w in p.warnings}
+            self._unserved.said(target, report)
             self._reconcile()
             # a stale buffer's save dropped what syncd had just added: add it back now
             restored = [p.id for p in report.providers if p.restored]
@@ -267,17 +285,16 @@ class Daemon:
                 self._notify("WATCHDOG=1")
 
     async def _finish_in_flight(self) -> None:
-        for runner in self._runners.values():
-            runner.cancel_follow_ups()  # no follow-up runs once stopping
-        busy = [t for r in self._runners.values() for t in r.busy()]
-        if not busy:
+        """Cancel the fetches in flight; a write in flight gets STOP_GRACE to land."""
+        writers = [t for runner in self._runners.values() for t in runner.close()]
+        if not writers:
             return
-        log.info("waiting for syncs in flight", count=len(busy))
-        _, late = await asyncio.wait(busy, timeout=STOP_GRACE)
+        log.info("waiting for writes in flight", count=len(writers))
+        _, late = await asyncio.wait(writers, timeout=STOP_GRACE)
         for t in late:
-            t.cancel()  # writes are atomic (temp file + replace): cancelling leaves old or new
+            t.cancel()  # writes are atomic (a swap of whole files): cancelling leaves old or new
         if late:
-            await asyncio.wait(late, timeout=1.0)
+            await asyncio.wait(late, timeout=0.2)
 
 
 async def serve(

@@ -1,83 +1,157 @@
-"""Runs one target's syncs and revalidations as tasks: never two runs of one provider at once."""
+"""One target's work in the daemon: its providers fetched side by side, and one serial writer."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Generic, TypeVar
+
+R = TypeVar("R")
+
+# Answers that arrive within this long of the first one waiting are planned and written as one.
+COALESCE = 0.1
 
 
-class TargetRunner:
-    """Runs one target's syncs and revalidations; never two runs of one provider at once.
+class TargetRunner(Generic[R]):
+    """Everything that changes one target goes through here, one step at a time.
 
-    Providers run together when asked together (one fetch round, one write), and a provider
-    asked for while its own run is in flight gets one follow-up run, however often it is asked.
-    Other providers of the target start at once: a hung server delays only its own job.
-    Revalidations are serialised among themselves and coalesced the same way.
+    A provider's run is a fetch (`fetch`, side by side with the target's other providers, so a
+    hung server delays only its own job) and then its answer's turn at the writer. The writer
+    takes the answers that arrived close together — it waits up to `window` after the first, and
+    no longer once no fetch is in flight — and hands them to `apply` as one, so they become one
+    plan and one write. Revalidations after a hand edit (`revalidate`) run on the same writer,
+    between writes, never beside one. A provider asked for while its run is in flight gets one
+    follow-up run once its answer is written, however often it is asked.
     """
 
     def __init__(
         self,
         target: Path,
-        sync: Callable[[Path, list[str]], Awaitable[None]],
+        fetch: Callable[[Path, list[str]], Awaitable[R]],
+        apply: Callable[[Path, list[tuple[list[str], R]]], Awaitable[None]],
         revalidate: Callable[[Path], Awaitable[None]],
+        *,
+        window: float = COALESCE,
     ) -> None:
         self.target = target
-        self._sync = sync
+        self._fetch = fetch
+        self._apply = apply
         self._revalidate = revalidate
-        self.running: set[str] = set()
+        self._window = window
+        self.running: set[str] = set()  # fetched, or waiting for the writer
         self.pending: set[str] = set()  # asked for again while running: one follow-up run
-        self.revalidate_again = False
-        self._revalidating: asyncio.Task[None] | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
+        self._fetching: set[asyncio.Task[None]] = set()
+        self._answers: list[tuple[list[str], R]] = []  # fetched, not yet written
+        self._revalidate_wanted = False
+        self._news = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
 
-    def request(
-        self, provider_ids: Iterable[str] = (), *, revalidate: bool = False
-    ) -> asyncio.Task[None] | None:
-        """Start what can start now; return the task that runs the (first) new work, if any."""
-        started: asyncio.Task[None] | None = None
+    # -- asking ------------------------------------------------------------------------------
+
+    def request(self, provider_ids: Iterable[str] = (), *, revalidate: bool = False) -> None:
+        """Start what can start now; the rest runs once its provider's run in flight is written."""
+        if self._closed:
+            return
         if revalidate:
-            if self._revalidating is None or self._revalidating.done():
-                started = self._revalidating = self._spawn(self._revalidate_loop(), "revalidate")
-            else:
-                self.revalidate_again = True
+            self._revalidate_wanted = True
+            self._wake()
         ids = set(provider_ids)
         self.pending |= ids & self.running
         now = sorted(ids - self.running)
         if now:
             self.running.update(now)
-            task = self._spawn(self._sync_loop(now), ",".join(now))
-            started = started or task
-        return started
+            self._idle.clear()
+            task = asyncio.ensure_future(self._fetch_one(now))
+            task.set_name(f"syncd fetch {','.join(now)} @ {self.target}")
+            self._fetching.add(task)
+            task.add_done_callback(self._fetching.discard)
 
-    def cancel_follow_ups(self) -> None:
+    async def drained(self) -> None:
+        """Until nothing is running, waiting or being written."""
+        await self._idle.wait()
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def close(self) -> list[asyncio.Task[None]]:
+        """Stop: no new runs, fetches in flight cancelled; returns the writer if it is busy."""
+        self._closed = True
         self.pending.clear()
-        self.revalidate_again = False
+        self._revalidate_wanted = False
+        for task in self._fetching:
+            task.cancel()
+        writer = self._writer
+        if writer is None or writer.done():
+            return []
+        self._answers.clear()  # what was fetched but not yet written is dropped
+        self._wake()
+        return [writer]
 
-    def busy(self) -> list[asyncio.Task[None]]:
-        return [t for t in self.tasks if not t.done()]
+    # -- the work ----------------------------------------------------------------------------
 
-    def _spawn(self, coro: Awaitable[None], what: str) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coro)
-        task.set_name(f"syncd {what} @ {self.target}")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
+    def _wake(self) -> None:
+        self._news.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_loop())
+            self._writer.set_name(f"syncd writer @ {self.target}")
 
-    async def _revalidate_loop(self) -> None:
-        while True:
-            self.revalidate_again = False
-            await self._revalidate(self.target)
-            if not self.revalidate_again:
-                return
-
-    async def _sync_loop(self, batch: list[str]) -> None:
+    async def _fetch_one(self, batch: list[str]) -> None:
         try:
-            while batch:
-                await self._sync(self.target, batch)
-                again = sorted(self.pending.intersection(batch))
-                self.pending.difference_update(again)
-                self.running.difference_update(set(batch) - set(again))
-                batch = again
-        finally:
+            answer = await self._fetch(self.target, batch)
+        except BaseException:
             self.running.difference_update(batch)
+            self._settle_idle()
+            raise
+        self._answers.append((batch, answer))
+        self._wake()
+
+    async def _write_loop(self) -> None:
+        try:
+            while not self._closed:
+                self._news.clear()
+                if self._revalidate_wanted:
+                    self._revalidate_wanted = False
+                    await self._revalidate(self.target)
+                    continue  # answers that came meanwhile are planned from what it learned
+                if not self._answers:
+                    if self._settle_idle():
+                        return
+                    await self._news.wait()
+                    continue
+                await self._gather()
+                answers, self._answers = self._answers, []
+                if answers and not self._closed:
+                    await self._apply(self.target, answers)
+                self._finished([pid for ids, _ in answers for pid in ids])
+        finally:
+            self._settle_idle()
+
+    async def _gather(self) -> None:
+        """Wait up to `window` for the answers still being fetched (not at all when none is)."""
+        deadline = time.monotonic() + self._window
+        while (any(not t.done() for t in self._fetching)
+               and not self._revalidate_wanted and not self._closed):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._news.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._news.wait(), timeout=left)
+
+    def _finished(self, written: list[str]) -> None:
+        again = sorted(self.pending.intersection(written))
+        self.pending.difference_update(again)
+        self.running.difference_update(written)
+        if again and not self._closed:
+            self.request(again)
+
+    def _settle_idle(self) -> bool:
+        idle = not self.running and not self._answers and not self._revalidate_wanted
+        if idle:
+            self._idle.set()
+        return idle

@@ -81,11 +81,11 @@ def sha256_of(path: Path) -> str | None:
         return None
 
 
-def is_real_change(digest: str | None, last_seen: str | None, own_write: str | None) -> bool:
+def is_real_change(digest: str | None, last_seen: str | None, own_writes: frozenset[str]) -> bool:
     """A change is real unless the bytes are as last seen (a no-op save) or syncd's own write."""
     if digest == last_seen:
         return False
-    return not (digest is not None and digest == own_write)
+    return digest is None or digest not in own_writes
 
 
 class ChangeGate:
@@ -98,11 +98,11 @@ class ChangeGate:
         if path not in self._seen:
             self._seen[path] = sha256_of(path)
 
-    def check(self, path: Path, own_write: str | None) -> bool:
+    def check(self, path: Path, own_writes: frozenset[str]) -> bool:
         digest = sha256_of(path)
         last = self._seen.get(path, "unseen")
         self._seen[path] = digest
-        return is_real_change(digest, last, own_write)
+        return is_real_change(digest, last, own_writes)
 
 
 async def watch_changes(

@@ -19,7 +19,7 @@ class Files(Protocol):
     """What the watch needs from the engine."""
 
     def watched_files(self) -> list[Path]: ...
-    def last_written_sha256(self, target: Path) -> str | None: ...
+    def own_writes(self, target: Path) -> frozenset[str]: ...
 
 
 class Watcher:
@@ -54,7 +54,7 @@ class Watcher:
                     force_polling=self._force_polling, on_ready=self.ready.set,
                 ):
                     for path in sorted(changed):
-                        if self._gate.check(path, self._files.last_written_sha256(path)):
+                        if self._gate.check(path, self._files.own_writes(path)):
                             log.info("file changed", path=str(path))
                             self._on_change(path)
             except Exception:

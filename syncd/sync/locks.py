@@ -7,8 +7,9 @@ import errno
 import fcntl
 import hashlib
 import os
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,36 +58,76 @@ def lock_file_for(target: Path, state_dir: Path) -> Path:
     return state_dir / LOCKS_DIR / f"{digest}.lock"
 
 
+class Stopping(TargetError):
+    """The process is stopping: a write still waiting for its lock gives up."""
+
+    def __init__(self, path: str) -> None:
+        SyncdError.__init__(self, f"not written: syncd is stopping ({path})")
+        self.path = path
+        self.msg = "not written: syncd is stopping"
+
+
+# flock belongs to an open file description, so two threads of one process would each poll the
+# lock and the later one time out with "another syncd is writing" against its own process. Threads
+# queue on this in-process lock first; only other processes are ever waited for by polling.
+_in_process: dict[Path, threading.Lock] = {}
+_in_process_guard = threading.Lock()
+
+
+def _thread_lock(lock_path: Path) -> threading.Lock:
+    with _in_process_guard:
+        return _in_process.setdefault(lock_path, threading.Lock())
+
+
+def _wait(acquire: Callable[[], bool], target: Path, deadline: float,
+          abort: threading.Event | None) -> None:
+    """Try `acquire` until it succeeds; LockTimeout at `deadline`, Stopping once `abort` is set."""
+    while not acquire():
+        if abort is not None and abort.is_set():
+            raise Stopping(str(target))
+        if time.monotonic() >= deadline:
+            raise LockTimeout(str(target))
+        time.sleep(_POLL)
+
+
 @contextlib.contextmanager
-def target_lock(target: Path, state_dir: Path, *, timeout: float = 10.0) -> Iterator[None]:
+def target_lock(
+    target: Path, state_dir: Path, *, timeout: float = 10.0, abort: threading.Event | None = None
+) -> Iterator[None]:
     """Hold the exclusive write lock of `target`, waiting up to `timeout` seconds (LockTimeout).
 
-    flock locks belong to an open file description, so a second `target_lock` on the same
-    target inside one process also waits: do not nest them. The kernel drops the lock when the
-    holder dies, even by SIGKILL.
+    Threads of one process wait for each other in turn (no timeout counts against them while
+    the lock is their own process's); other processes are waited for up to `timeout`. Do not
+    nest two locks of one target in one thread. `abort`: a set event ends the wait (Stopping).
+    The kernel drops the lock when the holder dies, even by SIGKILL.
     """
     lock_path = lock_file_for(target, state_dir)
+    local = _thread_lock(lock_path)
+    _wait(lambda: local.acquire(timeout=_POLL), target, float("inf"), abort)
     try:
-        private_dir(lock_path.parent)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise state_dir_error(Path(exc.filename or lock_path), exc) from None
-    try:
-        deadline = time.monotonic() + max(timeout, 0.0)
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LockTimeout(str(target)) from None
-                time.sleep(_POLL)
         try:
-            yield
+            private_dir(lock_path.parent)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise state_dir_error(Path(exc.filename or lock_path), exc) from None
+        try:
+            _wait(lambda: _try_flock(fd), target, time.monotonic() + max(timeout, 0.0), abort)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
     finally:
-        os.close(fd)
+        local.release()
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

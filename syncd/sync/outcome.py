@@ -99,31 +99,44 @@ def failed_all(fetched: list[Fetched], exc: SyncdError) -> tuple[ProviderReport,
     )
 
 
-def unserved(models: Mapping[str, Any], managed: Mapping[str, Any], served: Sequence[str],
-             cutoff: float = 0.4) -> list[tuple[str, list[str]]]:
-    """User-owned model IDs (as sent upstream: `id`, else the key) the provider does not serve,
-    each with the closest served IDs."""
-    served_set = set(served)
-    out: list[tuple[str, list[str]]] = []
+def unserved_ids(models: Mapping[str, Any], state: ProviderState) -> tuple[str, ...]:
+    """User-owned model IDs (as sent upstream: `id`, else the key) the last successful fetch did
+    not list; none before a first successful fetch (nothing to compare with)."""
+    if not state.served_ids:
+        return ()
+    served = set(state.served_ids)
+    return tuple(m for m in _upstream_ids(models, state.managed) if m not in served)
+
+
+def _upstream_ids(models: Mapping[str, Any], managed: Mapping[str, Any]) -> list[str]:
+    out = []
     for key, entry in models.items():
         if key in managed:
             continue
         upstream = entry.get("id") if isinstance(entry, Mapping) else None
-        upstream = upstream if isinstance(upstream, str) and upstream else key
-        if upstream not in served_set:
-            import difflib
-
-            close = difflib.get_close_matches(upstream, served, n=SUGGESTIONS, cutoff=cutoff)
-            out.append((upstream, close))
+        out.append(upstream if isinstance(upstream, str) and upstream else key)
     return out
 
 
-def unserved_warnings(models: Mapping[str, Any], state: ProviderState) -> tuple[str, ...]:
-    """"did you mean" lines for user-owned model IDs the last successful fetch did not list."""
-    if not state.served_ids:  # no successful fetch yet: nothing to compare with
-        return ()
+def unserved(models: Mapping[str, Any], managed: Mapping[str, Any], served: Sequence[str],
+             cutoff: float = 0.4) -> list[tuple[str, list[str]]]:
+    """User-owned model IDs the provider does not serve, each with the closest served IDs."""
+    served_set = set(served)
+    missing = [m for m in _upstream_ids(models, managed) if m not in served_set]
+    return [(m, close_matches(m, served, cutoff)) for m in missing]
+
+
+def close_matches(model_id: str, served: Sequence[str], cutoff: float) -> list[str]:
+    import difflib  # only a "did you mean" needs it
+
+    return difflib.get_close_matches(model_id, served, n=SUGGESTIONS, cutoff=cutoff)
+
+
+def unserved_warnings(missing: Sequence[str], state: ProviderState) -> tuple[str, ...]:
+    """"did you mean" lines for `missing` IDs (see `unserved_ids`), against what was served last."""
     out = []
-    for mid, close in unserved(models, state.managed, state.served_ids, cutoff=0.5):
+    for mid in missing:
+        close = close_matches(mid, state.served_ids, 0.5)
         hint = f"; did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
         out.append(f"`{mid}` is not served by the provider{hint}")
     return tuple(out)

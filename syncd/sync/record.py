@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ log = structlog.get_logger("syncd.sync")
 
 def write_planned(
     target: Path, planner: Planner, *, state_dir: Path, clock: Callable[[], float],
-    file: Path | None = None,
+    file: Path | None = None, abort: threading.Event | None = None,
 ) -> WriteResult:
     """Patch `file` (default: `target`; else the overlay that holds the target's models) with
     `planner`'s plan for the text on disk; record the outcome in the state."""
@@ -34,7 +35,7 @@ def write_planned(
         return new_text
 
     return write_target(
-        written, marked, state_dir=state_dir,
+        written, marked, state_dir=state_dir, abort=abort,
         after=lambda result: record(target, planner, result, state_dir, clock(), written),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from syncd import jsonc
@@ -10,7 +11,7 @@ from syncd.report import ProviderReport, Status, TargetReport
 from syncd.settings import Settings
 from syncd.sync.layers import merged_block
 from syncd.sync.locks import target_lock
-from syncd.sync.outcome import unserved_warnings
+from syncd.sync.outcome import unserved_ids, unserved_warnings
 from syncd.sync.overlay import layered_view, placed_only
 from syncd.sync.plan import plan_provider, protected_models
 from syncd.sync.record import log_undone
@@ -19,16 +20,23 @@ from syncd.sync.state import load_state, save_state, state_file
 from syncd.sync.store import read_target
 
 
-def revalidate(target: Path, settings: Settings, state_dir: Path) -> TargetReport:
+def revalidate(
+    target: Path, settings: Settings, state_dir: Path,
+    known: Mapping[str, frozenset[str]] | None = None,
+) -> TargetReport:
     """Plan every provider of `target` without a fetch and keep what that learns.
 
+    The file is read holding the state lock, so the plan sees the file and the state as one: a
+    syncd write lands (its pending record included) wholly before or wholly after this read.
+    `known`: provider id -> unserved IDs already reported; only the others get a "did you mean"
+    (a `difflib` search over a long list is the dear part of a revalidation).
     Raises TargetError when a file cannot be read, JsoncError when the target does not parse and
     TargetParseError when its overlay does not.
     """
-    snap = read_target(target)
-    data = jsonc.parse(snap.text)
     reports: list[ProviderReport] = []
     with target_lock(state_file(), state_dir):
+        snap = read_target(target)
+        data = jsonc.parse(snap.text)
         state = load_state()
         # what OpenCode merges: the target and the overlay that may hold syncd's models
         layers, home_sha256, fresh = layered_view(target, settings, state, snap.text)
@@ -49,12 +57,14 @@ def revalidate(target: Path, settings: Settings, state_dir: Path) -> TargetRepor
                 catalog_has_provider=False, block=view,
             )
             state = state.with_provider(target, pid, plan.state)
-            warnings = unserved_warnings(models_of(view) or {}, plan.state)
+            missing = unserved_ids(models_of(view) or {}, plan.state)
+            said = (known or {}).get(pid, frozenset())
+            warnings = unserved_warnings([m for m in missing if m not in said], plan.state)
             if plan.error is not None:
                 warnings = (*warnings, plan.error)
             back = judged.back.get(pid, ()) if judged is not None else ()
             reports.append(ProviderReport(pid, Status.OK, kind=ps.kind, served=ps.served,
                                           tombstoned=plan.tombstoned, restored=back,
-                                          warnings=warnings))
+                                          warnings=warnings, unserved=missing))
         save_state(state)
     return TargetReport(str(target), providers=tuple(reports))

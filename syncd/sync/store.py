@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -184,6 +185,7 @@ def write_target(
     keep_backups: int = 20,
     create_mode: int = NEW_TARGET_MODE,
     lock_timeout: float = 10.0,
+    abort: threading.Event | None = None,
     after: Callable[[WriteResult], None] | None = None,
     on_step: StepHook | None = None,
 ) -> WriteResult:
@@ -194,11 +196,12 @@ def write_target(
     and leave nothing behind. Failures to write are TargetError with a one-line reason; the
     target is then exactly as it was. `after` runs with the result while the target lock is still
     held, so that what syncd records about its write (the state file) cannot interleave with
-    another syncd's write of the same target. `on_step` is a test seam (see `Step`).
+    another syncd's write of the same target. `abort` ends a wait for the lock (Stopping).
+    `on_step` is a test seam (see `Step`).
     """
     real = real_path(path)
     hook = on_step or _no_step
-    with target_lock(real, state_dir, timeout=lock_timeout):
+    with target_lock(real, state_dir, timeout=lock_timeout, abort=abort):
         clean_stale_temps(real.parent, real.name)
         snap = read_target(path)
         attempts = 0
