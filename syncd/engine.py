@@ -265,11 +265,11 @@ class Engine:
         report = target_report(path, fetched, planner.plans, skipped, before, result.old_text,
                                result.new_text if result.changed else None)
         learned = {pid: (before.provider(target, pid), plan.state) for pid, plan in planner.plans.items()}
-        quiet = quiet_after(
+        memo = quiet_after(
             report, fetched, learned, file_sha256=result.sha256, state_ids=(state_id, _state_id()),
             now=self._clock(), previous=self._quiet.pop(target, None))
-        if quiet is not None:
-            self._quiet[target] = quiet
+        if memo is not None:
+            self._quiet[target] = memo
         self._valid_again(target)
         if self._notify is not None:  # events are composed only for someone to hear them
             from syncd.notify.events import events_from_report
