@@ -1,4 +1,4 @@
-"""The daemon under load, deterministically: one writer per target, no self-made tombstones, cost in proportion to change."""
+"""The daemon under load, deterministically: one writer per target, no self-made tombstones, cheap no-ops."""
 
 from __future__ import annotations
 

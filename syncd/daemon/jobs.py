@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from syncd.daemon import schedule_file
 from syncd.daemon.schedule import JobKey, JobScheduler, diff_jobs, jittered, next_delay, outcome_of
-from syncd.report import Status, TargetReport
+from syncd.report import ProviderReport, Status, TargetReport
 from syncd.sync.targets import JobSpec
 
 log = structlog.get_logger("syncd.daemon")
@@ -26,6 +28,25 @@ def status_line(ok: int, failing: int, next_in: float | None) -> str:
     return ", ".join(parts)
 
 
+@dataclass
+class Activity:
+    """Runs since the last summary: the one line a quiet daemon logs, once a period."""
+
+    syncs: int = 0
+    failed: int = 0
+    changed: int = 0
+
+    def count(self, p: ProviderReport) -> None:
+        self.syncs += 1
+        self.failed += p.status is Status.ERROR
+        self.changed += p.changed
+
+    def take(self) -> dict[str, int]:
+        out = {"syncs": self.syncs, "failed": self.failed, "changed": self.changed}
+        self.syncs = self.failed = self.changed = 0
+        return out
+
+
 class Jobs:
     """One scheduled job per (target, provider); each run's outcome sets the job's next run."""
 
@@ -36,6 +57,8 @@ class Jobs:
         self._failures: dict[JobKey, int] = {}
         self._ok: dict[JobKey, bool] = {}
         self._notes: dict[JobKey, tuple[str, ...]] = {}  # each provider's warnings, logged once
+        self._said: dict[JobKey, str | None] = {}  # the error last logged (None: ok)
+        self.activity = Activity()
 
     def __contains__(self, key: JobKey) -> bool:
         return key in self._specs
@@ -59,7 +82,7 @@ class Jobs:
         for key in changes.removed:
             log.info("job dropped", target=str(key[0]), provider=key[1])
             self.sched.remove(key)
-            for d in (self._specs, self._failures, self._ok, self._notes):
+            for d in (self._specs, self._failures, self._ok, self._notes, self._said):
                 d.pop(key, None)
         to_sync: dict[Path, list[str]] = {}
         for spec in (*changes.added, *changes.refetch, *changes.retimed):
@@ -87,7 +110,9 @@ class Jobs:
             p = by_id.get(pid)
             fields = {"target": str(target), "provider": pid, "next_in": round(delay, 1)}
             if p is None:
-                log.warning("provider not synced", error=report.error, **fields)
+                level = "warning" if self._said.get(key, "never") != report.error else "debug"
+                self._said[key] = report.error
+                getattr(log, level)("provider not synced", error=report.error, **fields)
                 continue
             if p.status is Status.OK and p.warnings != self._notes.get(key, ()):
                 # "does not list its models" and the like hold every cycle: say them when they change
@@ -95,12 +120,26 @@ class Jobs:
                     if note not in self._notes.get(key, ()):
                         log.warning(note, **fields)
                 self._notes[key] = p.warnings
-            level = "info" if p.status is not Status.ERROR else "warning"
-            getattr(log, level)(
-                "provider synced", status=str(p.status), served=p.served, added=len(p.added),
-                removed=len(p.removed), updated=len(p.updated), skipped=len(p.skipped),
-                ms=p.ms, error=p.error, failures=failures, **fields,
-            )
+            self.activity.count(p)
+            self._log_run(key, p, failures, fields)
+
+    def _log_run(self, key: JobKey, p: ProviderReport, failures: int, fields: dict[str, Any]) -> None:
+        """Info when the run changed the file or the provider's health, else debug: a provider
+        synced every second for a week logs what happened, not that it happened."""
+        error = p.error if p.status is Status.ERROR else None
+        before = self._said.get(key, "never")
+        self._said[key] = error
+        if error is not None:
+            level = "warning" if error != before else "debug"
+        elif p.changed or p.tombstoned or before not in (None, "never"):
+            level = "info"  # models changed, or ok again after failing
+        else:
+            level = "info" if before == "never" else "debug"
+        getattr(log, level)(
+            "provider synced", status=str(p.status), served=p.served, added=len(p.added),
+            removed=len(p.removed), updated=len(p.updated), skipped=len(p.skipped),
+            ms=p.ms, error=p.error, failures=failures, **fields,
+        )
 
     def next_run(self, key: JobKey) -> datetime | None:
         return self.sched.next_run_of(key)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import random
 import signal
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ log = structlog.get_logger("syncd.daemon")
 
 STOP_GRACE = 1.5  # a write in flight gets this long on SIGTERM (fetches are cancelled at once)
 HEARTBEAT_MAX = 30.0  # also re-reads the wall clock, so runs missed in a suspend happen on wake
+ACTIVITY_PERIOD = 600.0  # a quiet daemon's log: one line of counts this often
 
 
 class Engine(StoreSource, Protocol):
@@ -276,7 +278,11 @@ class Daemon:
     async def _heartbeat(self) -> None:
         watchdog = sdnotify.watchdog_period()
         period = min(watchdog, HEARTBEAT_MAX) if watchdog else HEARTBEAT_MAX
+        said_at = time.monotonic()
         while not self._stop.is_set():
+            if time.monotonic() - said_at >= ACTIVITY_PERIOD:
+                said_at = time.monotonic()
+                log.info("activity", minutes=round(ACTIVITY_PERIOD / 60), **self._jobs.activity.take())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=period)
                 return
