@@ -31,6 +31,7 @@ log = structlog.get_logger("syncd.daemon")
 
 STOP_GRACE = 1.5  # a write in flight gets this long on SIGTERM (fetches are cancelled at once)
 HEARTBEAT_MAX = 30.0  # also re-reads the wall clock, so runs missed in a suspend happen on wake
+PUBLISH_EVERY = 1.0  # seconds between writes of the schedule `syncd status` reads
 ACTIVITY_PERIOD = 600.0  # a quiet daemon's log: one line of counts this often
 
 
@@ -75,6 +76,8 @@ class Daemon:
         self._stores = StoreWatch(engine, self._on_store_change, force_polling=force_polling)
         self._stop = asyncio.Event()
         self._ready = False
+        self._publishing: asyncio.TimerHandle | None = None
+        self._published_at = -PUBLISH_EVERY
 
     # -- public -----------------------------------------------------------------------------
 
@@ -143,6 +146,8 @@ class Daemon:
             self.stop()
             for t in (*waiters, *([heartbeat] if heartbeat else [])):
                 t.cancel()
+            if self._publishing is not None:
+                self._publishing.cancel()
             self._jobs.sched.shutdown()
             await self._finish_in_flight()
             with contextlib.suppress(asyncio.CancelledError):
@@ -239,9 +244,22 @@ class Daemon:
         self._stores.after_sync(target, provider_ids, report)
         if self._ready and not self._stop.is_set():
             self._notify(f"STATUS={self._jobs.status()}")
-        self._jobs.publish(paths.state_dir())
+        self._publish_soon()
         # for leak hunting (tests, -v): this count must stay flat over hours of cycles
         log.debug("cycle done", target=str(target), tasks=len(asyncio.all_tasks()))
+
+    def _publish_soon(self) -> None:
+        """Publish the schedule for `syncd status` at most once a PUBLISH_EVERY (it is a write)."""
+        if self._publishing is not None:
+            return
+        wait = max(0.0, self._published_at + PUBLISH_EVERY - time.monotonic())
+        self._publishing = asyncio.get_running_loop().call_later(wait, self._publish)
+
+    def _publish(self) -> None:
+        self._publishing = None
+        self._published_at = time.monotonic()
+        if not self._stop.is_set():
+            self._jobs.publish(paths.state_dir())
 
     async def _revalidate(self, target: Path) -> None:
         try:
