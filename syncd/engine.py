@@ -37,7 +37,7 @@ from syncd.sync.overlay import (
 from syncd.sync.record import write_planned
 from syncd.sync.records import State, target_key
 from syncd.sync.rounds import Quiet, Round, merge, quiet_after, quiet_report
-from syncd.sync.state import load_state, state_file
+from syncd.sync.state import load_state, state_generation
 from syncd.sync.store import atomic_write_bytes, read_target, sha256_bytes
 from syncd.sync.targets import JobSpec, provider_jobs, resolve_targets
 
@@ -252,7 +252,7 @@ class Engine:
                     old_text = text
                 return target_report(path, fetched, planner.plans, skipped, before, old_text,
                                      new_text, with_diff=True)
-            state_id = _state_id()
+            state_id = state_generation()
             # in a thread: waiting for another syncd's lock must not stall the daemon's loop
             result = await asyncio.to_thread(
                 write_planned, target, planner, state_dir=self._state_dir, clock=self._clock,
@@ -266,7 +266,7 @@ class Engine:
                                result.new_text if result.changed else None)
         learned = {pid: (before.provider(target, pid), plan.state) for pid, plan in planner.plans.items()}
         memo = quiet_after(
-            report, fetched, learned, file_sha256=result.sha256, state_ids=(state_id, _state_id()),
+            report, fetched, learned, file_sha256=result.sha256, state_ids=(state_id, state_generation()),
             now=self._clock(), previous=self._quiet.pop(target, None))
         if memo is not None:
             self._quiet[target] = memo
@@ -285,7 +285,7 @@ class Engine:
             snap = read_target(target)
         except TargetError:
             return None
-        return quiet_report(memo, rnd, file_sha256=snap.sha256, state_id=_state_id(),
+        return quiet_report(memo, rnd, file_sha256=snap.sha256, state_id=state_generation(),
                             now=self._clock())
 
     async def _sync_layered(self, planner: LayeredPlanner, skipped: list[ProviderReport], before: State,
@@ -445,15 +445,6 @@ class Engine:
         if self._own_client and self._client is not None:
             await self._client.aclose()
             self._client = None
-
-
-def _state_id() -> tuple[int, ...]:
-    """The state file's identity (inode, size, mtime): any write of it, by anyone, changes it."""
-    try:
-        st = os.stat(state_file())
-    except OSError:
-        return ()
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _failures(before: State, target: Path) -> dict[str, int]:

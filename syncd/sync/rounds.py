@@ -57,7 +57,7 @@ class Quiet:
     provider's answer stay the same, planning that provider again would change nothing either."""
 
     file_sha256: str
-    state_id: tuple[int, ...]  # the state file's inode, size and mtime after the last cycle
+    state_id: int  # the state file's generation after the last cycle (see `state_generation`)
     answers: Mapping[str, FetchResult] = field(default_factory=dict)
     reports: Mapping[str, ProviderReport] = field(default_factory=dict)
     since: Mapping[str, float] = field(default_factory=dict)  # when each was last planned in full
@@ -69,7 +69,7 @@ def quiet_after(
     learned: Mapping[str, tuple[ProviderState, ProviderState]],
     *,
     file_sha256: str,
-    state_ids: tuple[tuple[int, ...], tuple[int, ...]],
+    state_ids: tuple[int, int],
     now: float,
     previous: Quiet | None,
 ) -> Quiet | None:
@@ -77,7 +77,7 @@ def quiet_after(
 
     `learned`: provider id -> (its state before the plan, the state the plan left): a plan that
     counted a miss or grew a tombstone changed the state, and the same answer would count again.
-    `state_ids`: the state file's identity before this cycle and after its record. The previous
+    `state_ids`: the state file's generation before this cycle and after its record. The previous
     memo's providers stay remembered when neither the file nor anyone else touched the state.
     """
     if report.changed or report.error is not None:
@@ -104,7 +104,7 @@ def quiet_after(
 
 
 def quiet_report(
-    memo: Quiet | None, rnd: Round, *, file_sha256: str, state_id: tuple[int, ...], now: float
+    memo: Quiet | None, rnd: Round, *, file_sha256: str, state_id: int, now: float
 ) -> TargetReport | None:
     """The report of `rnd` without planning, when the memo shows the plan would change nothing."""
     if memo is None or memo.file_sha256 != file_sha256 or memo.state_id != state_id or not rnd.fetched:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Callable
@@ -54,18 +55,40 @@ _ASIDE = ("syncd will not overwrite it: move it aside to start fresh "
           "(mv {path} {path}.corrupt; syncd forgets which models it added)")
 
 
+# The last state read from each file, by its bytes: the daemon reads the state many times a
+# second, and bytes compared equal are much cheaper than bytes parsed (a megabyte of JSON with
+# thousands of models). Each distinct read gets a generation number (see `state_generation`).
+_read: dict[Path, tuple[bytes, State, int]] = {}
+_generations = itertools.count(1)
+
+
+def state_generation(path: Path | None = None) -> int:
+    """A number that changes whenever the state file's bytes do (by anyone's write), 0 when it
+    is missing; never the same twice for a file that cannot be read."""
+    try:
+        return _load(path or state_file())[1]
+    except StateError:
+        return -next(_generations)
+
+
 def load_state(path: Path | None = None) -> State:
     """The state in `path` (default: state_dir()/state.json); empty when the file is missing."""
-    path = path or state_file()
+    return _load(path or state_file())[0]
+
+
+def _load(path: Path) -> tuple[State, int]:
     try:
         data = read_bytes(path, DATA_LIMIT)
     except FileNotFoundError:
-        return State()
+        return State(), 0
     except UnsafeFile as e:
         raise StateError(f"{path}: cannot read the state file: it {e.strerror}; "
                          f"{_ASIDE.format(path=path)}") from None
     except OSError as e:  # the folder's fault (not a folder, no permission), not the file's
         raise state_dir_error(path, e) from None
+    last = _read.get(path)
+    if last is not None and last[0] == data:
+        return last[1], last[2]
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
@@ -78,9 +101,12 @@ def load_state(path: Path | None = None) -> State:
         raise StateError(f"{path} is corrupt (not an object); {_ASIDE.format(path=path)}")
     doc = _migrate(doc, path)
     try:
-        return from_json(doc)
+        state = from_json(doc)
     except ValueError as e:
         raise StateError(f"{path} is corrupt ({e}); {_ASIDE.format(path=path)}") from None
+    generation = next(_generations)
+    _read[path] = (data, state, generation)
+    return state, generation
 
 
 def save_state(state: State, path: Path | None = None) -> None:
