@@ -70,13 +70,15 @@ class Stopping(TargetError):
 # flock belongs to an open file description, so two threads of one process would each poll the
 # lock and the later one time out with "another syncd is writing" against its own process. Threads
 # queue on this in-process lock first; only other processes are ever waited for by polling.
-_in_process: dict[Path, threading.Lock] = {}
+# (Re-entrant: a thread that nests a lock gets to the flock, which then times out as it always
+# did, instead of waiting for itself for ever.)
+_in_process: dict[Path, threading.RLock] = {}
 _in_process_guard = threading.Lock()
 
 
-def _thread_lock(lock_path: Path) -> threading.Lock:
+def _thread_lock(lock_path: Path) -> threading.RLock:
     with _in_process_guard:
-        return _in_process.setdefault(lock_path, threading.Lock())
+        return _in_process.setdefault(lock_path, threading.RLock())
 
 
 def _wait(acquire: Callable[[], bool], target: Path, deadline: float,
