@@ -1,5 +1,7 @@
 """The only module that speaks HTTP, and its one policy: what is sent where, what is followed, every limit.
 
+The bytes themselves go through wire.py (HTTP/1.1 on asyncio's sockets, TLS verified).
+
 - Redirects are followed only within the origin (scheme, host, port) of the URL asked; one to
   another origin is an error naming where it pointed. So no credential of any kind (the
   Authorization, x-api-key and x-goog-api-key headers, every `options.headers` entry, URL
@@ -38,6 +40,7 @@ from syncd.errors import (
 from syncd.model import Limits, url_secrets
 from syncd.providers.decoding import ACCEPT_ENCODING, BodyDecoder
 from syncd.providers.jsonstream import JsonStream, too_many
+from syncd.providers.wire import Http11Transport
 from syncd.text import one_line
 
 DEFAULT_LIMITS = Limits()  # frozen, so one shared default is safe
@@ -58,28 +61,6 @@ _ERROR_BODY = 64 * 1024  # enough of an error answer for its message
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class _SchemeTransport(httpx.AsyncBaseTransport):
-    """Builds each connection pool on first use: most providers are plain http on loopback, and
-    the verifying TLS pool costs ~35 ms of certificate loading that `syncd once` need not pay."""
-
-    def __init__(self, pool: httpx.Limits) -> None:
-        self._pool = pool
-        self._by_scheme: dict[str, httpx.AsyncHTTPTransport] = {}
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        scheme = request.url.scheme
-        transport = self._by_scheme.get(scheme)
-        if transport is None:
-            # a plain-http pool never performs a TLS handshake, so it needs no certificates
-            transport = httpx.AsyncHTTPTransport(limits=self._pool, verify=scheme == "https")
-            self._by_scheme[scheme] = transport
-        return await transport.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        for transport in self._by_scheme.values():
-            await transport.aclose()
-
-
 def make_client(limits: Limits = DEFAULT_LIMITS) -> httpx.AsyncClient:
     """One client for many providers: per-phase timeouts from `limits`; request_json follows redirects."""
     timeout = httpx.Timeout(
@@ -88,7 +69,7 @@ def make_client(limits: Limits = DEFAULT_LIMITS) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=timeout,
         follow_redirects=False,
-        transport=_SchemeTransport(httpx.Limits(max_connections=200, max_keepalive_connections=50)),
+        transport=Http11Transport(max_connections=200, max_keepalive=50),
         headers={"Accept": "application/json", "User-Agent": "opencode-syncd",
                  "Accept-Encoding": ACCEPT_ENCODING},
     )
