@@ -4,10 +4,15 @@
 
 One local provider (a fake Ollama on 127.0.0.1) and nothing to change: the config already lists what
 it serves. The runs alternate in one process — once, then the bare imports
-(`python -c "import asyncio, httpx, structlog, json5, platformdirs"`), then the same plus the HTTP
-stack httpx loads on its first request (httpcore, h11, anyio) — so load from other work on the
-machine falls on all three alike. The figure is the ratio of the medians (target <= 1.3x); the
-third command shows the part of the gap no syncd code can close.
+(`python -c "import asyncio, httpx, structlog, json5, platformdirs"`), then the same plus the
+modules `once` loads (syncd's own imports, nothing run) — so load from other work on the machine
+falls on all three alike. The figure is the ratio of the medians (target <= 1.3x); the third
+command splits what is left into importing and running.
+
+Every command runs with bytecode caching on, in a cache of this run's own (PYTHONPYCACHEPREFIX),
+after one warm-up each: as for an installed syncd, whose .pyc files pip writes. Without it (e.g.
+PYTHONDONTWRITEBYTECODE=1 in the environment) syncd's modules would be compiled from source on
+every run while the dependencies' came from their caches.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from tests.fakes import FakeProvider  # noqa: E402
 
 TARGET = 1.3
 BASE = "import asyncio, httpx, structlog, json5, platformdirs"
-HTTP_STACK = BASE + ", httpcore, h11, anyio, anyio._backends._asyncio"
+SYNCD_IMPORTS = (BASE + "; import syncd.cli.main, syncd.cli.oneshot, syncd.cli.summary, "
+                        "syncd.providers.kinds.ollama")
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
@@ -51,33 +57,37 @@ def main() -> int:
     args = ap.parse_args()
     runs = 5 if args.quick else args.runs
     py = sys.executable
-    times: dict[str, list[float]] = {"once": [], "imports": [], "imports + HTTP stack": []}
+    times: dict[str, list[float]] = {"once": [], "imports": [], "imports + syncd": []}
     with tempfile.TemporaryDirectory(prefix="syncd-startup-") as tmp, FakeProvider("ollama") as fake:
         home = Path(tmp)
         env = isolated_env(home)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(home / "pycache")
         cfg = home / "opencode.json"
         cfg.write_text(config_for({"ollama": fake.base_url}))
         once = [py, "-m", "syncd", "once", "--no-notify", "--config", str(cfg)]
         timed(once, env)  # the first run fills the config: every measured run is a no-op
         before = cfg.read_bytes()
         commands = {"once": once, "imports": [py, "-c", BASE],
-                    "imports + HTTP stack": [py, "-c", HTTP_STACK]}
+                    "imports + syncd": [py, "-c", SYNCD_IMPORTS]}
+        for argv in commands.values():  # the warm-up: each command's bytecode cache is filled
+            timed(argv, env)
         for _ in range(runs):
             for name, argv in commands.items():
                 times[name].append(timed(argv, env))
         assert cfg.read_bytes() == before, "a measured run changed the config: not a no-op"
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med["once"] / med["imports"]
-    floor = med["imports + HTTP stack"] / med["imports"]
+    loaded = med["imports + syncd"] / med["imports"]
     rows = [
         {"figure": "once no-op / imports, ratio of medians", "target": f"<= {TARGET}x",
          "measured": round(ratio, 3), "unit": "x", "ratio": round(ratio, 3),
          "verdict": "met" if ratio <= TARGET else "missed",
          "note": f"{runs} alternating runs; once {med['once'] * 1000:.0f} ms, imports "
                  f"{med['imports'] * 1000:.0f} ms"},
-        {"figure": "imports + HTTP stack / imports (the floor for any run that asks a server)",
-         "target": "", "measured": round(floor, 3), "unit": "x", "ratio": round(floor, 3),
-         "note": f"{med['imports + HTTP stack'] * 1000:.0f} ms"},
+        {"figure": "imports + syncd's own imports / imports (once without running anything)",
+         "target": "", "measured": round(loaded, 3), "unit": "x", "ratio": round(loaded, 3),
+         "note": f"{med['imports + syncd'] * 1000:.0f} ms"},
         {"figure": "once no-op (median)", "target": "", "measured": round(med["once"] * 1000, 1),
          "unit": "ms", "ratio": None},
         {"figure": "imports alone (median)", "target": "", "measured": round(med["imports"] * 1000, 1),
@@ -87,10 +97,10 @@ def main() -> int:
         print(json.dumps(rows, indent=1))
     else:
         for name, values in times.items():
-            print(f"{name:<22} median {med[name] * 1000:7.1f} ms   min {min(values) * 1000:7.1f} ms  "
+            print(f"{name:<18} median {med[name] * 1000:7.1f} ms   min {min(values) * 1000:7.1f} ms  "
                   f"max {max(values) * 1000:7.1f} ms")
         print(f"ratio once / imports: {ratio:.2f}x (target <= {TARGET}x); "
-              f"imports + HTTP stack / imports: {floor:.2f}x")
+              f"imports + syncd's imports / imports: {loaded:.2f}x")
     return 0 if ratio <= TARGET else 1
 
 

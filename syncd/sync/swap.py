@@ -6,7 +6,6 @@ ENOTSUP...): the caller then falls back to a plain rename. Any other failure is 
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import platform
@@ -14,6 +13,10 @@ import sys
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # ctypes loads with the first write: a run with nothing to write never needs it
+    import ctypes
 
 _AT_FDCWD = -100
 # <linux/fs.h>
@@ -35,6 +38,8 @@ _Call = Callable[[bytes, bytes, int], int]
 
 
 def _linux_call(libc: ctypes.CDLL, use_wrapper: bool = True) -> _Call | None:
+    import ctypes
+
     wrapper = getattr(libc, "renameat2", None) if use_wrapper else None
     if wrapper is not None:
         wrapper.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
@@ -55,6 +60,8 @@ def _linux_call(libc: ctypes.CDLL, use_wrapper: bool = True) -> _Call | None:
 
 
 def _mac_call(libc: ctypes.CDLL) -> _Call | None:
+    import ctypes
+
     fn = getattr(libc, "renamex_np", None)
     if fn is None:
         return None
@@ -66,6 +73,8 @@ def _mac_call(libc: ctypes.CDLL) -> _Call | None:
 @cache
 def _call() -> tuple[_Call, int, int] | None:
     """The rename-with-flags call of this OS and its (exchange, no-replace) flags, or None."""
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
     except OSError:
@@ -83,6 +92,8 @@ def _rename(src: Path, dst: Path, which: int) -> bool:
     found = _call()
     if found is None:
         return False
+    import ctypes
+
     call, exchange_flag, noreplace_flag = found
     flags = exchange_flag if which == _LINUX_EXCHANGE else noreplace_flag
     ctypes.set_errno(0)
