@@ -48,6 +48,8 @@ class WriteMode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
+    """The `timeouts` block, in seconds: connect, read, and a whole provider's fetch."""
+
     connect: float = 3.0
     read: float = 10.0
     total: float = 30.0
@@ -98,6 +100,8 @@ _NO_PROVIDERS: Mapping[str, ProviderOverrides] = MappingProxyType({})
 
 @dataclass(frozen=True)
 class Settings:
+    """syncd's settings file (`config.json5`), validated; every field has its default here."""
+
     configs: tuple[Path, ...] | None = None  # None: OpenCode's global files + $OPENCODE_CONFIG
     detect: bool = True
     interval: float = 900.0

@@ -15,12 +15,10 @@ import os
 import sys
 from pathlib import Path
 
-# What a cycle loads on first use (the editor, the HTTP transport and its async backend) is loaded
-# here, before forking: a child then starts syncing at once, even on a loaded machine.
-import anyio._backends._asyncio  # noqa: F401
-import httpcore  # noqa: F401
-
+# What a cycle loads on first use (the editor, a provider kind's module) is loaded here, before
+# forking: a child then starts syncing at once, even on a loaded machine.
 import syncd.jsonc.edit  # noqa: F401
+import syncd.providers.kinds.openai  # noqa: F401
 from syncd.engine import Engine
 from syncd.settings import load_settings
 

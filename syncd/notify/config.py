@@ -43,12 +43,16 @@ def detect_format(url: str) -> WebhookFormat:
 
 @dataclass(frozen=True, slots=True)
 class WebhookConfig:
+    """One webhook: where to POST, and the payload shape it expects."""
+
     url: str
     format: WebhookFormat
 
 
 @dataclass(frozen=True, slots=True)
 class NotifyConfig:
+    """The `notify` settings block: which sinks hear about changes and failures."""
+
     desktop: bool = True
     webhooks: tuple[WebhookConfig, ...] = ()
     command: tuple[str, ...] | None = None

@@ -98,6 +98,8 @@ class ProviderState:
 
 @dataclass(frozen=True)
 class TargetState:
+    """What syncd remembers about one target: its providers and its own recent writes."""
+
     providers: Mapping[str, ProviderState] = field(default_factory=_frozen)
     last_write_sha256: str | None = None
     last_write_at: str | None = None
