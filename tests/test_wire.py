@@ -1,4 +1,4 @@
-"""syncd's HTTP/1.1 wire (syncd/providers/wire.py) against raw servers on 127.0.0.1 that script every byte."""
+"""syncd's HTTP/1.1 wire (providers/wire.py, http11.py) against raw loopback servers scripting every byte."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from syncd.errors import BadResponse, Unreachable
 from syncd.model import Limits
 from syncd.providers.fetch import make_client, request_json
-from syncd.providers.wire import _HIGH_WATER, MAX_HEAD, Http11Transport, _Connection
+from syncd.providers.http11 import HIGH_WATER, MAX_HEAD, Connection
+from syncd.providers.wire import Http11Transport
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"data\":[]}"
@@ -177,12 +178,12 @@ async def test_reading_pauses_past_the_high_water_mark_and_resumes_once_drained(
         def is_closing(self) -> bool:
             return False
 
-    conn = _Connection(("http", "127.0.0.1", 1))
+    conn = Connection(("http", "127.0.0.1", 1))
     conn.connection_made(Socket())
-    conn.data_received(b"x" * (_HIGH_WATER + 1))
+    conn.data_received(b"x" * (HIGH_WATER + 1))
     assert calls == ["pause"]
     got = 0
-    while got <= _HIGH_WATER:
+    while got <= HIGH_WATER:
         got += len(await conn.some(1 << 16, 1.0))
     waiting = asyncio.ensure_future(conn.some(10, 5.0))
     await asyncio.sleep(0)
