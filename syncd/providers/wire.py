@@ -75,8 +75,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
 
     Idle connections are kept (at most `max_keepalive`, for `keepalive_expiry` seconds) for the
     next request to the same origin; one the server closed meanwhile costs a retry on a new
-    connection, never an error (syncd only reads: every request it sends may be sent again). A request that finds every connection busy waits for one up to
-    its `pool` timeout. `ssl_context`: for tests; by default httpx's verifying context.
+    connection, never an error (syncd only reads: any request it sends may be sent again). A
+    request that finds every connection busy waits for one up to its `pool` timeout.
+    `ssl_context`: for tests; by default httpx's verifying context.
     """
 
     def __init__(self, *, max_connections: int = 200, max_keepalive: int = 50,
