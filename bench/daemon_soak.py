@@ -17,8 +17,8 @@ Figures (targets from issue 18):
   tombstones not made    tombstoned IDs in syncd's state file the editor never deleted
   lock-contention        log lines saying "another syncd is writing" (one daemon runs)
   target invalid         error-level "target invalid" lines, less those a half-saved file
-                         explains (a parse error just after an in-place save, a missing file
-                         just after a vim-style save)
+                         explains (a parse error just after an in-place save, a missing or
+                         "read-only" file just after a vim-style save)
   CPU                    the daemon's utime+stime over the run after a warm-up, % of one core
   achieved syncs         "provider synced" lines with status ok of the 15 healthy providers,
                          over 15 x window / interval
@@ -292,6 +292,17 @@ def measure(soak: Soak) -> dict[str, Any]:
     return a
 
 
+def keep_record(soak: Soak) -> None:
+    """bench-record.jsonl beside the log: every edit and every server change, for a post-mortem."""
+    with open(soak.root / "bench-record.jsonl", "w") as f:
+        for e in soak.parts["editor"].edits:
+            f.write(json.dumps({"edit": e.n, "wall": e.wall, "style": e.style, "kind": e.kind,
+                                "provider": e.provider, "what": e.what, "value": e.value,
+                                "retries": e.retries, "lost_after": e.lost_after}) + "\n")
+        for c in soak.parts["upstreams"].changes:
+            f.write(json.dumps({"server": c.pid, "wall": c.wall, "change": c.what, "model": c.model}) + "\n")
+
+
 def diagnose(a: dict[str, Any], minutes: float, seed: int) -> str:
     """What is worth knowing beside the figures (printed on stderr, so --json stays one document)."""
     out = [f"Machine: {machine_line()}; load average {os.getloadavg()[0]:.2f}",
@@ -312,7 +323,8 @@ def diagnose(a: dict[str, Any], minutes: float, seed: int) -> str:
     if a["editor_errors"]:
         out.append(f"Editor errors: {a['editor_errors'][:5]}")
     if a.get("kept"):
-        out.append(f"Kept: {a['root']} (syncd.log, state/, .config/opencode/opencode.jsonc)")
+        out.append(f"Kept: {a['root']} (syncd.log, state/, .config/opencode/opencode.jsonc, "
+                   "bench-record.jsonl)")
     return "\n".join(out)
 
 
@@ -330,6 +342,8 @@ def main() -> int:
     try:
         run(soak, minutes, args.seed)
         a = measure(soak)
+        if args.keep:
+            keep_record(soak)
     finally:
         for s in soak.servers:
             s.fake.close()
