@@ -5,7 +5,7 @@
 20 fake servers (tests/fakes.py) on 127.0.0.1, one serving 3,000 models; each adds a model (or
 now and then removes one) every 2-6 s on a seeded schedule, and five fail now and then (HTTP 500,
 a body cut short, a hang). One opencode.jsonc with comments names them all; syncd runs with
-`interval` and `local_interval` 1 s, grace as default, its JSON log in a file. A scripted editor
+`interval` and `local_interval` 1 s, grace as default, its JSON log (-v) in a file. A scripted editor
 changes the config every 1-3 s (add an entry of its own, change an option or a name, delete an
 entry of its own or one syncd wrote) saving in place, by temp file + rename, or vim-style. The
 daemon is seen only through the CLI, its files, its log and /proc.
@@ -20,12 +20,14 @@ Figures (targets from issue 18):
                          explains (a parse error just after an in-place save, a missing or
                          "read-only" file just after a vim-style save)
   CPU                    the daemon's utime+stime over the run after a warm-up, % of one core
-  achieved syncs         "provider synced" lines with status ok of the 15 healthy providers,
-                         over 15 x window / interval
+  achieved syncs         "provider synced" lines (any level) with status ok of the 15 healthy
+                         providers, over 15 x window / interval; the note adds how often their
+                         servers were asked for their lists
   upstream -> file       from a server's addition to the ID's first appearance in the file (a
                          20 ms stat poll), healthy servers; median and p95
   RSS slope              least squares over VmRSS sampled every 2 s, last two thirds of the run
-  log bytes per minute   growth of the log file in the first and in the last third
+  log bytes per minute   bytes of the lines at info and above (what the daemon writes without
+                         -v), by their timestamps, in the first and in the last third
   SIGTERM -> exit        SIGTERM while a fetch hangs and the 3,000-model provider's sync is
                          running; seconds until the process is gone
 Diagnostics (log composition, where lock errors and stray tombstones come from) go to stderr.
@@ -106,7 +108,8 @@ def start_daemon(root: Path, config: Path, log: Path) -> subprocess.Popen[bytes]
     env = isolated_env(root)
     env.update(SYNCD_DETECT_PORTS="0,0,0", OLLAMA_MODELS=str(root / "no-ollama-store"))
     with open(log, "wb") as err:
-        return subprocess.Popen([sys.executable, "-m", "syncd", "run", "--log-format", "json"],
+        # -v: a sync that changed nothing is a debug line in a quiet daemon, and every sync is counted
+        return subprocess.Popen([sys.executable, "-m", "syncd", "run", "--log-format", "json", "-v"],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                 env=env, cwd=root)
 
@@ -122,16 +125,16 @@ def wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout: float = 180.0)
     raise SystemExit(f"syncd run not ready after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
-def sigterm_in_flight(proc: subprocess.Popen[bytes], servers: list[kit.Server]) -> tuple[float, str]:
+def sigterm_in_flight(proc: subprocess.Popen[bytes], upstreams: kit.Upstreams) -> tuple[float, str]:
     """SIGTERM while a fetch hangs (a flaky server told to hang) and the 3,000-model provider's
     sync is running (a request just reached its server); seconds until the daemon exited."""
-    hung = next(s for s in servers if s.flaky)
-    big = servers[0]
+    hung = next(s for s in upstreams.servers if s.flaky)
+    big = upstreams.servers[0]
     hung.fake.fault = "hang"
-    n = len(hung.fake.requests)
-    got_hang = kit.wait_for(lambda: len(hung.fake.requests) > n, 15.0)
-    n = len(big.fake.requests)
-    got_big = kit.wait_for(lambda: len(big.fake.requests) > n, 15.0)
+    n = upstreams.tally()[0][hung.pid]
+    got_hang = kit.wait_for(lambda: upstreams.tally()[0][hung.pid] > n, 15.0)
+    n = upstreams.tally()[0][big.pid]
+    got_big = kit.wait_for(lambda: upstreams.tally()[0][big.pid] > n, 15.0)
     time.sleep(0.05)  # its answer is on the way; the plan and the write follow
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
@@ -191,6 +194,7 @@ class Soak:
     t0_wall: float = 0.0
     window: tuple[float, float] = (0.0, 0.0)  # wall clock: after the warm-up, to the end
     cpu: tuple[float, float] = (0.0, 0.0)  # the daemon's CPU seconds at the window's ends
+    fetches: tuple[Counter[str], Counter[str]] = (Counter(), Counter())  # list GETs at the window's ends
     hwm_mb: float = 0.0
     bench_cpu_s: float = 0.0
     stop_s: float = 0.0
@@ -210,7 +214,7 @@ def run(soak: Soak, minutes: float, seed: int) -> None:
         watcher = kit.Watcher(soak.config)
         upstreams = kit.Upstreams(soak.servers, random.Random(rng.random()), watcher.expect, watcher.seen)
         editor = kit.Editor(soak.config, soak.servers, random.Random(rng.random()))
-        sampler = kit.Sampler(proc.pid, soak.log)
+        sampler = kit.Sampler(proc.pid)
         soak.parts = {"watcher": watcher, "upstreams": upstreams, "editor": editor, "sampler": sampler}
         self_cpu0 = time.process_time()
         soak.t0, soak.t0_wall = time.monotonic(), time.time()
@@ -219,14 +223,15 @@ def run(soak: Soak, minutes: float, seed: int) -> None:
         for part in (sampler, watcher, upstreams, editor):
             part.start()
         time.sleep(soak.warm)
-        cpu0, w0 = kit.proc_cpu_seconds(proc.pid), time.time()
+        cpu0, w0, fetches0 = kit.proc_cpu_seconds(proc.pid), time.time(), upstreams.tally()[1]
         time.sleep(max(0.0, soak.t0 + soak.duration - time.monotonic()))
         editor.stop()
         soak.cpu, soak.window = (cpu0, kit.proc_cpu_seconds(proc.pid)), (w0, time.time())
+        soak.fetches = (fetches0, upstreams.tally()[1])
         soak.hwm_mb = kit.proc_status_kb(proc.pid, "VmHWM") / 1024
         sampler.stop()
         soak.bench_cpu_s = time.process_time() - self_cpu0
-        soak.stop_s, soak.in_flight = sigterm_in_flight(proc, soak.servers)
+        soak.stop_s, soak.in_flight = sigterm_in_flight(proc, upstreams)
         upstreams.stop()
         watcher.stop()
         soak.final = editor.check()  # once more, the daemon gone
@@ -283,12 +288,15 @@ def measure(soak: Soak) -> dict[str, Any]:
     a["rss_note"] = f"{len(tail)} samples, one every 2 s"
     a["rss_note2"] = (f"first {a['rss_first']:.1f} MB, last {a['rss_last']:.1f} MB, peak sampled "
                       f"{max(s.rss_kb for s in samples) / 1024:.1f} MB, VmHWM {soak.hwm_mb:.1f} MB")
-    s0, s1 = samples[0], kit.Sampler.nearest(samples, soak.t0 + third)
-    s2, s3 = kit.Sampler.nearest(samples, soak.t0 + 2 * third), samples[-1]
-    a["log_first"] = (s1.log_bytes - s0.log_bytes) / ((s1.mono - s0.mono) / 60)
-    a["log_last"] = (s3.log_bytes - s2.log_bytes) / ((s3.mono - s2.mono) / 60)
-    a["log_note"] = f"{a['log_lines']} lines, {soak.log.stat().st_size / 1e6:.2f} MB in all"
-    a["stop_note"] = f"in flight: {soak.in_flight}; the daemon said {a['in_flight_said']} syncs in flight"
+    lines, end = a.pop("parsed_lines"), soak.window[1]
+    a["log_first"] = kit.log_rate(lines, soak.t0_wall, soak.t0_wall + third)
+    a["log_last"] = kit.log_rate(lines, end - third, end)
+    a["log_note"] = (f"{a['log_lines']} lines at info and above; the file also holds "
+                     f"{a['debug_bytes'] / 1e6:.2f} MB of debug lines (-v)")
+    a["stop_note"] = f"in flight: {soak.in_flight}; the daemon said: waiting for {a['in_flight_said']}"
+    gets = sum(soak.fetches[1][p] - soak.fetches[0][p] for p in healthy)
+    a["sync_note"] += (f"; the healthy servers' model lists were fetched {gets} times in the window "
+                       f"({100 * gets / (len(healthy) * a['window'] / INTERVAL):.0f} % of scheduled)")
     return a
 
 

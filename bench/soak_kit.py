@@ -6,7 +6,6 @@ config it edits and watches, the state file it reads at the end, the log and /pr
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import json
 import os
@@ -70,6 +69,9 @@ class Upstreams:
         self.changes: list[Change] = []
         self._stop = threading.Event()
         self._counter = 0
+        self._tally_lock = threading.Lock()
+        self._requests: Counter[str] = Counter()  # every request each server received
+        self._list_gets: Counter[str] = Counter()  # the GETs of its model list (one per sync)
         self._thread = threading.Thread(target=self._run, name="soak-upstreams", daemon=True)
 
     def start(self) -> None:
@@ -105,9 +107,19 @@ class Upstreams:
                 server.fake.fault = None
                 self._note(server.pid, "fault cleared", "")
                 due[key] = time.monotonic() + self.rng.uniform(8.0, 25.0)
-            for s in self.servers:  # the fakes keep every request; keep the last few
-                if len(s.fake.requests) > 500:
-                    del s.fake.requests[:-100]
+            self.tally()
+
+    def tally(self) -> tuple[Counter[str], Counter[str]]:
+        """(requests, model-list GETs) per server so far. The fakes keep every request they
+        receive; they are counted here and dropped, so a long run holds none of them."""
+        with self._tally_lock:
+            for s in self.servers:
+                got = s.fake.requests[:]  # handlers append meanwhile: count these, drop these
+                del s.fake.requests[:len(got)]
+                self._requests[s.pid] += len(got)
+                self._list_gets[s.pid] += sum(1 for r in got if r.method == "GET"
+                                              and r.path.split("?")[0] == list_path(s.fake))
+            return Counter(self._requests), Counter(self._list_gets)
 
     def _change_list(self, s: Server) -> None:
         models = list(s.fake.models)
@@ -127,6 +139,11 @@ class Upstreams:
         change = Change(pid, what, model, time.time(), time.monotonic())
         self.changes.append(change)
         return change
+
+
+def list_path(fake: FakeProvider) -> str:
+    """The path a sync fetches the list from (Ollama's /v1/models is what a store poll asks)."""
+    return "/api/tags" if fake.kind == "ollama" else "/v1/models"
 
 
 def model_item(kind: str, mid: str) -> dict[str, Any]:
@@ -417,15 +434,13 @@ class Sample:
     mono: float
     rss_kb: int
     cpu_s: float
-    log_bytes: int
 
 
 @dataclass
 class Sampler:
-    """The daemon's VmRSS, CPU time and log size every `step` seconds."""
+    """The daemon's VmRSS and CPU time every `step` seconds."""
 
     pid: int
-    log: Path
     step: float = 2.0
     samples: list[Sample] = field(default_factory=list)
 
@@ -445,17 +460,12 @@ class Sampler:
     def take(self) -> None:
         with contextlib.suppress(OSError, IndexError, ValueError):
             self.samples.append(Sample(time.monotonic(), proc_status_kb(self.pid, "VmRSS"),
-                                       proc_cpu_seconds(self.pid), self.log.stat().st_size))
+                                       proc_cpu_seconds(self.pid)))
 
     def _run(self) -> None:
         while not self._stop.wait(self.step):
             self.take()
 
-    @staticmethod
-    def nearest(samples: Sequence[Sample], mono: float) -> Sample:
-        """The sample nearest to `mono`."""
-        i = bisect.bisect_left([s.mono for s in samples], mono)
-        return min(samples[max(0, i - 1):i + 1], key=lambda s: abs(s.mono - mono))
 
 
 def slope_per_minute(points: Sequence[tuple[float, float]]) -> float:
@@ -618,6 +628,14 @@ def last_save_before(at: float, edits: Sequence[Edit]) -> str:
     return f"#{e.n} {e.style} {e.kind} {1000 * (at - e.wall):.0f} ms before"
 
 
+def log_rate(lines: Sequence[tuple[dict[str, Any], int]], start: float, end: float) -> float:
+    """Bytes per minute of the lines between wall times `start` and `end` that the daemon writes at
+    its default level (it runs with -v so that every sync is a line; debug lines are left out)."""
+    size = sum(n for line, n in lines if line.get("level") != "debug"
+               and start <= (wall_of(line) or 0.0) < end)
+    return size / ((end - start) / 60) if end > start else float("nan")
+
+
 def count_log(a: dict[str, Any], log: Path, healthy: set[str], edits: Sequence[Edit], w0: float, w1: float,
               interval: float) -> None:
     """The log's counts into `a`: syncs in the window [w0, w1] (wall), lock and invalid lines."""
@@ -658,7 +676,9 @@ def count_log(a: dict[str, Any], log: Path, healthy: set[str], edits: Sequence[E
         "event.removed", "managed models deleted by hand")]
     a["by_hand"] = sum(len(line.get("tombstoned") or []) for line, _ in lines
                        if line.get("event") == "managed models deleted by hand")
-    a["in_flight_said"] = next((line.get("count") for line, _ in lines
-                                if line.get("event") == "waiting for syncs in flight"), None)
-    a["composition"] = composition(lines)
-    a["log_lines"] = len(lines)
+    a["in_flight_said"] = next((f"{line.get('count')} ({line.get('event')})" for line, _ in lines
+                                if str(line.get("event", "")).startswith("waiting for")), "nothing in flight")
+    a["composition"] = composition([x for x in lines if x[0].get("level") != "debug"])
+    a["debug_bytes"] = sum(n for line, n in lines if line.get("level") == "debug")
+    a["parsed_lines"] = lines
+    a["log_lines"] = sum(1 for line, _ in lines if line.get("level") != "debug")
