@@ -4,11 +4,14 @@
 
 20 fake servers (tests/fakes.py) on 127.0.0.1, one serving 3,000 models; each adds a model (or
 now and then removes one) every 2-6 s on a seeded schedule, and five fail now and then (HTTP 500,
-a body cut short, a hang). One opencode.jsonc with comments names them all; syncd runs with
-`interval` and `local_interval` 1 s, grace as default, its JSON log (-v) in a file. A scripted editor
-changes the config every 1-3 s (add an entry of its own, change an option or a name, delete an
-entry of its own or one syncd wrote) saving in place, by temp file + rename, or vim-style. The
-daemon is seen only through the CLI, its files, its log and /proc.
+a body cut short, a hang). A list grows by 10 models at most, then removals keep up with
+additions, and the editor keeps at most 25 entries of its own: the data stays the same size, so
+RSS and the log rate measure the daemon, not a growing config. One opencode.jsonc with comments
+names them all; syncd runs with `interval` and `local_interval` 1 s, grace as default, its JSON
+log (-v) in a file. A scripted editor changes the config every 1-3 s (add an entry of its own,
+change an option or a name, delete an entry of its own or one syncd wrote) saving in place, by
+temp file + rename, or vim-style. The daemon is seen only through the CLI, its files, its log
+and /proc.
 
 Figures (targets from issue 18):
   lost edits             before each edit and once after the daemon stopped, every earlier edit
@@ -17,8 +20,8 @@ Figures (targets from issue 18):
   tombstones not made    tombstoned IDs in syncd's state file the editor never deleted
   lock-contention        log lines saying "another syncd is writing" (one daemon runs)
   target invalid         error-level "target invalid" lines, less those a half-saved file
-                         explains (a parse error just after an in-place save, a missing or
-                         "read-only" file just after a vim-style save)
+                         explains (a parse error just after an in-place or vim-style save, a
+                         missing or "read-only" file just after a vim-style save)
   CPU                    the daemon's utime+stime over the run after a warm-up, % of one core
   achieved syncs         "provider synced" lines (any level) with status ok of the 15 healthy
                          providers, over 15 x window / interval; the note adds how often their

@@ -27,6 +27,8 @@ from tests.fakes import FakeProvider
 
 TICKS = os.sysconf("SC_CLK_TCK")
 FAULTS = ("500", "truncated", "hang")  # the fakes' HTTP 500, body cut short + close, accept and hang
+GROWTH = 10  # a server's list grows by this many models at most, then removals keep up with additions
+OWN_MAX = 25  # entries of its own the editor keeps at most (then it deletes one instead of adding)
 LOCK_TEXT = "another syncd is writing"
 
 
@@ -122,9 +124,12 @@ class Upstreams:
             return Counter(self._requests), Counter(self._list_gets)
 
     def _change_list(self, s: Server) -> None:
+        """Mostly an addition; a removal now and then, and whenever the list is GROWTH models
+        longer than at the start (so the data, and what it costs to hold, stays the same size)."""
         models = list(s.fake.models)
         removable = [m for m in models if m["id"] in s.base or self.seen(m["id"])]
-        if self.rng.random() < 0.7 or len(removable) < 4:
+        full = len(models) >= len(s.base) + GROWTH
+        if not removable or (not full and self.rng.random() < 0.7):
             self._counter += 1
             mid = new_model_id(s, self._counter)
             models.append(model_item(s.fake.kind, mid))
@@ -345,6 +350,8 @@ class Editor:
 
     def edit_once(self, data: Any) -> None:
         kind = self.rng.choices(["add", "option", "delete"], [0.4, 0.35, 0.25])[0]
+        if kind == "add" and len(self.own) >= OWN_MAX:
+            kind = "delete"
         if kind == "option" and self.own and self.rng.random() < 0.5:
             kind = "rename"
         if kind == "delete":
@@ -548,21 +555,21 @@ _POSITION = re.compile(r":\d+:\d+: ")
 # A line is logged after the read that failed, by seconds when the daemon is busy: a save that began
 # this long before the line can explain it.
 SAVE_WINDOW = 5.0
-# What each save style shows a reader in its window: an in-place save truncates, then writes (a
-# short or empty file); a vim-style save renames the file away before the new one exists (no file,
-# and os.access on the missing path says "not writable", which syncd reports as read-only).
-WINDOWS = {"parse error": "in-place", "file missing": "vim", "said read-only": "vim"}
+# What a save shows a reader in its window: an in-place save truncates, then writes (an empty or
+# short file); a vim-style save renames the file away (no file; os.access on the missing path says
+# "not writable", which syncd reports as read-only), then creates it empty and writes it.
+WINDOWS = {"parse error": ("in-place", "vim"), "file missing": ("vim",), "said read-only": ("vim",)}
 
 
 def explained_by_a_save(kind: str, at: float | None, edits: Sequence[Edit]) -> str | None:
     """Which save can explain a "target invalid" line of `kind` at wall time `at`. syncd itself
     writes atomically, so in this bench only the editor's saves show a torn or missing file; the
     time window is a sanity bound on that."""
-    style = WINDOWS.get(kind)
-    if style is None or at is None:
+    styles = WINDOWS.get(kind, ())
+    if at is None:
         return None
-    near = [e for e in edits if e.style == style and 0 <= at - e.wall <= SAVE_WINDOW]
-    return f"{kind}, {SAVE_WINDOW:g} s or less after a {style} save" if near else None
+    near = [e for e in edits if e.style in styles and 0 <= at - e.wall <= SAVE_WINDOW]
+    return f"{kind}, {SAVE_WINDOW:g} s or less after a {near[-1].style} save" if near else None
 
 
 def wait_for(check: Callable[[], bool], timeout: float) -> bool:
@@ -656,7 +663,8 @@ def count_log(a: dict[str, Any], log: Path, healthy: set[str], edits: Sequence[E
             if line.get("status") == "ok":
                 synced[line["provider"]] += 1
             else:
-                failed[cause(line.get("error"))] += 1
+                error = line.get("error")
+                failed[f"{line.get('status')}" + (f": {cause(error)}" if error else "")] += 1
     scheduled = len(healthy) * (w1 - w0) / interval
     a["sync_pct"] = 100.0 * sum(synced.values()) / scheduled if scheduled else 0.0
     per = sorted(synced.values())
