@@ -188,18 +188,13 @@ class Engine:
                 snap = read_target(target)
                 if not snap.exists:
                     return Round(target, report=TargetReport(path, error=f"{path}: no such file"))
-                text, sha = snap.text, snap.sha256
-            else:
-                sha = sha256_bytes(text.encode("utf-8", "surrogatepass"))
-            parsed = self._parsed.get(target)
-            if parsed is None or parsed[0] != sha:
-                parsed = self._parsed[target] = (sha, jsonc.parse(text))
+                text = snap.text
+            doc = self._parse(target, text)
         except jsonc.JsoncError as exc:
-            self._parsed.pop(target, None)
             return Round(target, report=await self._invalid_target(TargetReport(path, error=f"{path}:{exc}")))
         except TargetError as exc:
             return Round(target, report=TargetReport(path, error=str(exc)))
-        chosen, skipped = choose(custom_providers(parsed[1]), provider_ids, self.settings)
+        chosen, skipped = choose(custom_providers(doc), provider_ids, self.settings)
         client = await self.http()
         catalog = await self._catalog_now(client)
         fetched = await fetch_blocks(target, chosen, self.settings, client, self._cache, catalog)
@@ -242,7 +237,8 @@ class Engine:
             return await self._sync_layered(layered, skipped, before, dry_run=dry_run,
                                             diff_base=diff_base)
 
-        planner = Planner(target, fetched, self.settings, catalog, references_outside(target))
+        planner = Planner(target, fetched, self.settings, catalog, references_outside(target),
+                          parse=lambda text: self._parse(target, text))
         try:
             if dry_run:
                 new_text = planner(text)
@@ -276,6 +272,18 @@ class Engine:
 
             await self._emit(events_from_report(report, previous_failures=_failures(before, target)))
         return report
+
+    def _parse(self, target: Path, text: str) -> Any:
+        """`text` parsed; the last text of each target is remembered, so reading the same bytes
+        again (every fetch, and the write that follows) costs a hash, not a parse. Runs in the
+        loop and in write threads alike: the worst a race costs is a parse."""
+        sha = sha256_bytes(text.encode("utf-8", "surrogatepass"))
+        last = self._parsed.get(target)
+        if last is not None and last[0] == sha:
+            return last[1]
+        doc = jsonc.parse(text)
+        self._parsed[target] = (sha, doc)
+        return doc
 
     def _quiet_report(self, target: Path, rnd: Round) -> TargetReport | None:
         memo = self._quiet.get(target)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,10 +123,11 @@ class Planner:
     judged: Judgement | None = None
     doc: Any = None  # the text it planned from last, parsed
     write: LastWrite | None = None  # what the patched text changes, for the state's record
+    parse: Callable[[str], Any] = jsonc.parse  # the daemon passes one that remembers its last text
 
     def __call__(self, text: str) -> str | None:
         sha = sha256_bytes(text.encode("utf-8"))
-        self.doc = doc = jsonc.parse(text)
+        self.doc = doc = self.parse(text)
         loaded = load_state()
         self.judged = judge(doc, sha, settled(loaded, self.target, doc, sha), self.target)
         state, _ = self.base(loaded, text)

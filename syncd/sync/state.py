@@ -112,7 +112,9 @@ def _load(path: Path) -> tuple[State, int]:
 def save_state(state: State, path: Path | None = None) -> None:
     """Write atomically: temp file in the same dir, fsync, replace, fsync the dir; mode 0600."""
     path = path or state_file()
-    data = json.dumps(to_json(state), indent=1, ensure_ascii=False).encode() + b"\n"
+    # compact: the state is syncd's own file, written on every change, and json's encoder runs
+    # at C speed only without `indent` (jq shows it to a human)
+    data = json.dumps(to_json(state), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # a save cut short by a kill; every caller holds the state lock, so none is live
@@ -120,6 +122,7 @@ def save_state(state: State, path: Path | None = None) -> None:
         atomic_write_bytes(path, data, mode=0o600)
     except OSError as e:
         raise state_dir_error(Path(e.filename or path), e) from None
+    _read[path] = (data, state, next(_generations))  # its next read need not parse it back
 
 
 def update_state(change: Callable[[State], State], state_dir: Path) -> State:
