@@ -222,10 +222,8 @@ class Engine:
             return await self._invalid_target(TargetReport(path, error=layout.error))
         fetched, skipped = list(rnd.fetched), list(rnd.skipped)
         catalog = self._catalog
-        if not dry_run and not layout.layered:
-            quiet = self._quiet_report(target, rnd)
-            if quiet is not None:
-                return quiet
+        if not dry_run and not layout.layered and (quiet := self._unchanged(target, rnd)):
+            return quiet
         try:
             before = load_state()
         except StateError as exc:
@@ -285,7 +283,24 @@ class Engine:
         self._parsed[target] = (sha, doc)
         return doc
 
-    def _quiet_report(self, target: Path, rnd: Round) -> TargetReport | None:
+    def unchanged(self, target: Path, rnd: Round) -> TargetReport | None:
+        """The report of `rnd` when planning it would change nothing: every answer is the same as
+        the last one planned, of a file and a state that are too (see `rounds.Quiet`); else None.
+
+        Reads only: the daemon asks it outside the target's writer, so a provider whose answer
+        did not change does not wait for another provider's write.
+        """
+        if rnd.report is not None or target not in self._quiet:
+            return None
+        try:
+            layout = self.layout(target)
+        except TargetError:
+            return None
+        if layout.error is not None or layout.layered:
+            return None
+        return self._unchanged(target, rnd)
+
+    def _unchanged(self, target: Path, rnd: Round) -> TargetReport | None:
         memo = self._quiet.get(target)
         if memo is None:
             return None

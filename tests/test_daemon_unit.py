@@ -69,6 +69,9 @@ class FakeEngine:
             self.active[target] -= 1
         return Round(target, tuple(Fetched(p, FetchError("fake"), 0) for p in ids))
 
+    def unchanged(self, target: Path, rnd: Round) -> TargetReport | None:
+        return None  # every answer goes to the writer
+
     async def apply(self, target: Path, rounds: Sequence[Round]) -> TargetReport:
         ids = tuple(pid for r in rounds for pid in r.provider_ids)
         self.calls.append(("apply", target, ids))

@@ -42,6 +42,7 @@ class Engine(StoreSource, Protocol):
     def jobs(self) -> list[JobSpec]: ...
     def own_writes(self, target: Path) -> frozenset[str]: ...
     async def fetch(self, target: Path, provider_ids: Sequence[str] | None = None) -> Round: ...
+    def unchanged(self, target: Path, rnd: Round) -> TargetReport | None: ...
     async def apply(self, target: Path, rounds: Sequence[Round]) -> TargetReport: ...
     async def revalidate(
         self, target: Path, known: Mapping[str, frozenset[str]] | None = None
@@ -220,15 +221,21 @@ class Daemon:
             for target, ids in to_sync.items():
                 self._runner(target).request(ids)
 
-    async def _fetch(self, target: Path, provider_ids: list[str]) -> Round:
+    async def _fetch(self, target: Path, provider_ids: list[str]) -> Round | None:
+        """Fetch; an answer that would change nothing is finished here (None), not written."""
         try:
-            return await self.engine.fetch(target, provider_ids)
+            rnd = await self.engine.fetch(target, provider_ids)
+            report = self.engine.unchanged(target, rnd)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the engine reports failures; anything else is a bug, not a crash
             log.exception("fetch failed", target=str(target))
             error = f"internal error: {type(e).__name__}"
             return Round(target, report=TargetReport(str(target), error=error))
+        if report is None:
+            return rnd
+        self._ran(target, provider_ids, report)
+        return None
 
     async def _apply(self, target: Path, answers: list[tuple[list[str], Round]]) -> None:
         provider_ids = list(dict.fromkeys(pid for ids, _ in answers for pid in ids))
@@ -237,6 +244,9 @@ class Daemon:
         except Exception as e:  # as in _fetch
             log.exception("cycle failed", target=str(target))
             report = TargetReport(path=str(target), error=f"internal error: {type(e).__name__}")
+        self._ran(target, provider_ids, report)
+
+    def _ran(self, target: Path, provider_ids: list[str], report: TargetReport) -> None:
         self._note_target_error(target, report)
         for note in report.notes:  # e.g. a read-only target now written through its overlay
             log.warning(note, target=str(target))

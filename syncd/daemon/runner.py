@@ -19,7 +19,8 @@ class TargetRunner(Generic[R]):
     """Everything that changes one target goes through here, one step at a time.
 
     A provider's run is a fetch (`fetch`, side by side with the target's other providers, so a
-    hung server delays only its own job) and then its answer's turn at the writer. The writer
+    hung server delays only its own job) and then its answer's turn at the writer — unless
+    `fetch` finished the run itself (returned None: the answer changes nothing). The writer
     takes the answers that arrived close together — it waits up to `window` after the first, and
     no longer once no fetch is in flight — and hands them to `apply` as one, so they become one
     plan and one write. Revalidations after a hand edit (`revalidate`) run on the same writer,
@@ -30,7 +31,7 @@ class TargetRunner(Generic[R]):
     def __init__(
         self,
         target: Path,
-        fetch: Callable[[Path, list[str]], Awaitable[R]],
+        fetch: Callable[[Path, list[str]], Awaitable[R | None]],
         apply: Callable[[Path, list[tuple[list[str], R]]], Awaitable[None]],
         revalidate: Callable[[Path], Awaitable[None]],
         *,
@@ -107,6 +108,10 @@ class TargetRunner(Generic[R]):
             self.running.difference_update(batch)
             self._settle_idle()
             raise
+        if answer is None:
+            self._finished(batch)
+            self._settle_idle()
+            return
         self._answers.append((batch, answer))
         self._wake()
 
