@@ -126,13 +126,48 @@ async def test_scheduler_runs_a_due_job_and_defers_it() -> None:
         sched.put((T, "b"), 3600.0, 1800.0, now)
         assert await asyncio.wait_for(fired.get(), timeout=5) == (T, "a")
         later = datetime.now(UTC)
-        sched.defer((T, "a"), 120.0, later)
-        assert sched.next_run_of((T, "a")) == later + timedelta(seconds=120)
-        assert sched.next_run() == later + timedelta(seconds=120)
+        sched.defer((T, "a"), 120.0, later)  # 120 s after the timer fired it, a moment ago
+        nxt = sched.next_run_of((T, "a"))
+        assert nxt is not None and later + timedelta(seconds=115) < nxt <= later + timedelta(seconds=120)
+        assert sched.next_run() == nxt
         sched.remove((T, "a"))
         sched.remove((T, "a"))  # removing twice is harmless
         sched.defer((T, "a"), 5.0, later)  # so is deferring a dropped job
         assert sched.next_run_of((T, "a")) is None
         assert sched.ids() == ["b @ /cfg/opencode.jsonc"]
+    finally:
+        sched.shutdown()
+
+
+async def test_a_job_keeps_its_rate_however_long_its_runs_take() -> None:
+    clock = [1000.0]
+    fired: list[tuple[Path, str]] = []
+
+    async def fire(key: tuple[Path, str]) -> None:
+        fired.append(key)
+
+    key = (T, "a")
+    sched = JobScheduler(fire, clock=lambda: clock[0])
+    sched.start()
+    try:
+        now = datetime.now(UTC)
+        sched.put(key, 10.0, 0.0, now)
+        sched.wakeup()
+        await asyncio.sleep(0)
+        assert fired == [key]
+        clock[0] += 3.0  # the run took 3 s: the next one is 10 s after it began
+        sched.defer(key, 10.0, now)
+        assert sched.next_run_of(key) == now + timedelta(seconds=7)
+
+        clock[0] += 7.0
+        sched.wakeup()
+        await asyncio.sleep(0)
+        assert fired == [key, key]
+        clock[0] += 12.0  # longer than its interval: next at once, never in the past
+        sched.defer(key, 10.0, now)
+        assert sched.next_run_of(key) == now
+
+        sched.defer(key, 10.0, now)  # a run a change asked for counts from its end
+        assert sched.next_run_of(key) == now + timedelta(seconds=10)
     finally:
         sched.shutdown()

@@ -140,6 +140,7 @@ class JobScheduler:
         self._due: dict[JobKey, float] = {}  # key -> steady time of its next run
         self._shown: dict[JobKey, datetime] = {}  # key -> that time on the wall clock, for status
         self._interval: dict[JobKey, float] = {}
+        self._fired: dict[JobKey, float] = {}  # key -> steady time the timer last fired it
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._firing: set[asyncio.Task[None]] = set()
@@ -164,14 +165,20 @@ class JobScheduler:
         self._set(key, first_delay, now)
 
     def remove(self, key: JobKey) -> None:
-        for table in (self._due, self._shown, self._interval):
+        for table in (self._due, self._shown, self._interval, self._fired):
             table.pop(key, None)
         self._arm()
 
     def defer(self, key: JobKey, delay: float, now: datetime) -> None:
-        """Set the job's next run to `delay` seconds after `now` (no-op for a dropped job)."""
-        if key in self._interval:
-            self._set(key, delay, now)
+        """Set the job's next run `delay` seconds after its run began when the timer fired it, so
+        a job keeps its rate however long each run takes (never sooner than now), else after
+        `now` (a run asked for by a change or a signal); a no-op for a dropped job."""
+        if key not in self._interval:
+            return
+        fired = self._fired.pop(key, None)
+        if fired is not None:
+            delay -= self._clock() - fired
+        self._set(key, delay, now)
 
     def next_run(self) -> datetime | None:
         return min(self._shown.values(), default=None)
@@ -203,6 +210,7 @@ class JobScheduler:
         now = self._clock()
         for key, when in sorted(self._due.items(), key=lambda kv: kv[1]):
             if when <= now:
+                self._fired[key] = now
                 self._due[key] = now + self._interval[key]  # until the daemon defers it
                 self._shown[key] = datetime.now(UTC) + timedelta(seconds=self._interval[key])
                 task = asyncio.ensure_future(self._fire(key), loop=self._loop)
