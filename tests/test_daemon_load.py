@@ -79,9 +79,9 @@ async def test_two_providers_answers_close_together_become_one_plan_and_one_writ
     engine = engine_for(target)
     applied: list[list[str]] = []
 
-    async def apply(t: Path, answers: list[tuple[list[str], Round]]) -> None:
+    async def apply(t: Path, answers: list[tuple[list[str], Round]]) -> bool:
         applied.append([pid for ids, _ in answers for pid in ids])
-        await engine.apply(t, [r for _, r in answers])
+        return (await engine.apply(t, [r for _, r in answers])).changed
 
     async def nothing(_: Path) -> None:
         raise AssertionError("no revalidation was asked for")
@@ -111,8 +111,8 @@ async def test_a_provider_asked_again_while_its_run_waits_gets_one_follow_up(
         fetched.append(ids)
         return await engine.fetch(t, ids)
 
-    async def apply(t: Path, answers: list[tuple[list[str], Round]]) -> None:
-        await engine.apply(t, [r for _, r in answers])
+    async def apply(t: Path, answers: list[tuple[list[str], Round]]) -> bool:
+        return (await engine.apply(t, [r for _, r in answers])).changed
 
     async def nothing(_: Path) -> None:
         return None

@@ -237,7 +237,8 @@ class Daemon:
         self._ran(target, provider_ids, report)
         return None
 
-    async def _apply(self, target: Path, answers: list[tuple[list[str], Round]]) -> None:
+    async def _apply(self, target: Path, answers: list[tuple[list[str], Round]]) -> bool:
+        """Plan and write the answers as one; whether the file changed."""
         provider_ids = list(dict.fromkeys(pid for ids, _ in answers for pid in ids))
         try:
             report = await self.engine.apply(target, [rnd for _, rnd in answers])
@@ -245,6 +246,7 @@ class Daemon:
             log.exception("cycle failed", target=str(target))
             report = TargetReport(path=str(target), error=f"internal error: {type(e).__name__}")
         self._ran(target, provider_ids, report)
+        return report.changed
 
     def _ran(self, target: Path, provider_ids: list[str], report: TargetReport) -> None:
         self._note_target_error(target, report)

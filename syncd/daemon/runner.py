@@ -13,6 +13,9 @@ R = TypeVar("R")
 
 # Answers that arrive within this long of the first one waiting are planned and written as one.
 COALESCE = 0.1
+# A target is written at most once per this long: under churn, what arrives meanwhile becomes
+# the next write (one parse, one plan, one replace, one state record for all of it).
+WRITE_GAP = 0.5
 
 
 class TargetRunner(Generic[R]):
@@ -23,25 +26,29 @@ class TargetRunner(Generic[R]):
     `fetch` finished the run itself (returned None: the answer changes nothing). The writer
     takes the answers that arrived close together — it waits up to `window` after the first, and
     no longer once no fetch is in flight — and hands them to `apply` as one, so they become one
-    plan and one write. Revalidations after a hand edit (`revalidate`) run on the same writer,
-    between writes, never beside one. A provider asked for while its run is in flight gets one
-    follow-up run once its answer is written, however often it is asked.
+    plan and one write; after a write (`apply` returned True) the next waits until `gap` has
+    passed. Revalidations after a hand edit (`revalidate`) run on the same writer, between
+    writes, never beside one, and first. A provider asked for while its run is in flight gets
+    one follow-up run once its answer is written, however often it is asked.
     """
 
     def __init__(
         self,
         target: Path,
         fetch: Callable[[Path, list[str]], Awaitable[R | None]],
-        apply: Callable[[Path, list[tuple[list[str], R]]], Awaitable[None]],
+        apply: Callable[[Path, list[tuple[list[str], R]]], Awaitable[bool]],
         revalidate: Callable[[Path], Awaitable[None]],
         *,
         window: float = COALESCE,
+        gap: float = WRITE_GAP,
     ) -> None:
         self.target = target
         self._fetch = fetch
         self._apply = apply
         self._revalidate = revalidate
         self._window = window
+        self._gap = gap
+        self._wrote_at = -gap  # monotonic time of the last apply that wrote
         self.running: set[str] = set()  # fetched, or waiting for the writer
         self.pending: set[str] = set()  # asked for again while running: one follow-up run
         self._fetching: set[asyncio.Task[None]] = set()
@@ -129,19 +136,24 @@ class TargetRunner(Generic[R]):
                     await self._news.wait()
                     continue
                 await self._gather()
+                if self._revalidate_wanted:
+                    continue  # a save came: learn from it first
                 answers, self._answers = self._answers, []
-                if answers and not self._closed:
-                    await self._apply(self.target, answers)
+                if answers and not self._closed and await self._apply(self.target, answers):
+                    self._wrote_at = time.monotonic()
                 self._finished([pid for ids, _ in answers for pid in ids])
         finally:
             self._settle_idle()
 
     async def _gather(self) -> None:
-        """Wait up to `window` for the answers still being fetched (not at all when none is)."""
+        """Wait up to `window` for the answers still being fetched (not at all when none is), and
+        until `gap` has passed since the last write; a revalidation asked for ends the wait."""
         deadline = time.monotonic() + self._window
-        while (any(not t.done() for t in self._fetching)
-               and not self._revalidate_wanted and not self._closed):
-            left = deadline - time.monotonic()
+        spaced = self._wrote_at + self._gap
+        while not self._revalidate_wanted and not self._closed:
+            now = time.monotonic()
+            fetching = any(not t.done() for t in self._fetching)
+            left = max(spaced - now, deadline - now if fetching else 0.0)
             if left <= 0:
                 return
             self._news.clear()
