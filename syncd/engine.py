@@ -23,6 +23,7 @@ from syncd.report import ProviderReport, TargetReport
 from syncd.settings import Settings, load_settings
 from syncd.sync.atomic import sweep_stale_temps
 from syncd.sync.cycle import Planner, choose, fetch_blocks
+from syncd.sync.documents import parse_text
 from syncd.sync.merged import references_outside
 from syncd.sync.outcome import failed_all, target_report
 from syncd.sync.overlay import (
@@ -38,7 +39,7 @@ from syncd.sync.record import write_planned
 from syncd.sync.records import State, target_key
 from syncd.sync.rounds import Quiet, Round, merge, quiet_after, quiet_report
 from syncd.sync.state import load_state, state_generation
-from syncd.sync.store import atomic_write_bytes, read_target, sha256_bytes
+from syncd.sync.store import atomic_write_bytes, read_target
 from syncd.sync.targets import JobSpec, provider_jobs, resolve_targets
 
 if TYPE_CHECKING:
@@ -76,7 +77,6 @@ class Engine:
         self._invalid: dict[str, str] = {}  # target key -> the error last reported for it
         self._pending: list[Event] = []  # events found outside a cycle, sent with the next batch
         self._local_specs: SpecCache | None = None
-        self._parsed: dict[Path, tuple[str, Any]] = {}  # target -> (sha256, parsed) of its last read
         self._quiet: dict[Path, Quiet] = {}  # targets whose last cycle changed nothing (see rounds)
         self._stopping = threading.Event()  # set by `stop()`: a write waiting for a lock gives up
 
@@ -189,7 +189,7 @@ class Engine:
                 if not snap.exists:
                     return Round(target, report=TargetReport(path, error=f"{path}: no such file"))
                 text = snap.text
-            doc = self._parse(target, text)
+            doc = parse_text(target, text)
         except jsonc.JsoncError as exc:
             return Round(target, report=await self._invalid_target(TargetReport(path, error=f"{path}:{exc}")))
         except TargetError as exc:
@@ -236,7 +236,7 @@ class Engine:
                                             diff_base=diff_base)
 
         planner = Planner(target, fetched, self.settings, catalog, references_outside(target),
-                          parse=lambda text: self._parse(target, text))
+                          parse=lambda text: parse_text(target, text))
         try:
             if dry_run:
                 new_text = planner(text)
@@ -270,18 +270,6 @@ class Engine:
 
             await self._emit(events_from_report(report, previous_failures=_failures(before, target)))
         return report
-
-    def _parse(self, target: Path, text: str) -> Any:
-        """`text` parsed; the last text of each target is remembered, so reading the same bytes
-        again (every fetch, and the write that follows) costs a hash, not a parse. Runs in the
-        loop and in write threads alike: the worst a race costs is a parse."""
-        sha = sha256_bytes(text.encode("utf-8", "surrogatepass"))
-        last = self._parsed.get(target)
-        if last is not None and last[0] == sha:
-            return last[1]
-        doc = jsonc.parse(text)
-        self._parsed[target] = (sha, doc)
-        return doc
 
     def unchanged(self, target: Path, rnd: Round) -> TargetReport | None:
         """The report of `rnd` when planning it would change nothing: every answer is the same as

@@ -141,7 +141,7 @@ async def test_a_revalidation_racing_a_provider_write_makes_no_tombstone(
         # The revalidation of that save reads the file; a provider write that adds a-2 runs
         # right then (the daemon's write of another process's, or of a second engine).
         writer: list[threading.Thread] = []
-        real_read = revalidate.read_target
+        real_read = revalidate.read_parsed
 
         def read_then_write(path: Path) -> Any:
             snap = real_read(path)
@@ -153,7 +153,7 @@ async def test_a_revalidation_racing_a_provider_write_makes_no_tombstone(
                 t.join(timeout=2.0)  # it cannot land in between: it waits for the state lock
             return snap
 
-        monkeypatch.setattr(revalidate, "read_target", read_then_write)
+        monkeypatch.setattr(revalidate, "read_parsed", read_then_write)
         with structlog.testing.capture_logs() as logs:
             report = await engine.revalidate(target)
         writer[0].join(timeout=30)

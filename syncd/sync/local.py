@@ -6,21 +6,20 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from syncd import jsonc
 from syncd.errors import SyncdError
 from syncd.model import Kind, ProviderSpec
 from syncd.providers.blocks import custom_providers, host_port, is_loopback
 from syncd.providers.credentials import load_auth, provider_spec
 from syncd.providers.stores import LocalStore, Process, folders_for, guess_runtime, process_on_port
 from syncd.settings import Settings
-from syncd.sync.store import read_target
+from syncd.sync.documents import read_parsed
 
 __all__ = ["LocalStore", "SpecCache", "local_stores"]
 
 
 def _blocks(target: Path) -> Mapping[str, Mapping[str, object]]:
     try:
-        return custom_providers(jsonc.parse(read_target(target).text))
+        return custom_providers(read_parsed(target)[1])
     except SyncdError:
         return {}
 

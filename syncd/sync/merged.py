@@ -6,10 +6,9 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from syncd import jsonc
 from syncd.errors import SyncdError
+from syncd.sync.documents import read_parsed
 from syncd.sync.refs import referenced_by_provider
-from syncd.sync.store import read_target
 from syncd.sync.targets import default_targets
 
 PROJECT_NAMES = ("opencode.jsonc", "opencode.json")
@@ -76,7 +75,7 @@ def read_configs(files: Iterable[Path], skip: Sequence[Path] = ()) -> list[tuple
         if os.path.realpath(path) in skipped:
             continue
         try:
-            out.append((path, jsonc.parse(read_target(path).text)))
+            out.append((path, read_parsed(path)[1]))
         except SyncdError:
             continue
     return out

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from syncd import jsonc
 from syncd.providers.blocks import custom_providers, models_of
 from syncd.report import ProviderReport, Status, TargetReport
 from syncd.settings import Settings
+from syncd.sync.documents import read_parsed
 from syncd.sync.layers import merged_block
 from syncd.sync.locks import target_lock
 from syncd.sync.outcome import unserved_ids, unserved_warnings
@@ -17,7 +17,6 @@ from syncd.sync.plan import plan_provider, protected_models
 from syncd.sync.record import log_undone
 from syncd.sync.stale import judge, settle, settled
 from syncd.sync.state import load_state, save_state, state_file
-from syncd.sync.store import read_target
 
 
 def revalidate(
@@ -35,8 +34,7 @@ def revalidate(
     """
     reports: list[ProviderReport] = []
     with target_lock(state_file(), state_dir):
-        snap = read_target(target)
-        data = jsonc.parse(snap.text)
+        snap, data = read_parsed(target)
         state = load_state()
         # what OpenCode merges: the target and the overlay that may hold syncd's models
         layers, home_sha256, fresh = layered_view(target, settings, state, snap.text)

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syncd import jsonc
 from syncd.errors import SyncdError
 from syncd.paths import OPENCODE_GLOBAL_NAMES, opencode_config_dir
 from syncd.providers.blocks import custom_providers, fingerprint, is_loopback
 from syncd.settings import Settings
+from syncd.sync.documents import read_parsed
 from syncd.sync.records import target_key
-from syncd.sync.store import read_target, unwritable_reason
+from syncd.sync.store import unwritable_reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +81,7 @@ def provider_jobs(targets: Iterable[Path], settings: Settings) -> list[JobSpec]:
     out: list[JobSpec] = []
     for target in targets:
         try:
-            data = jsonc.parse(read_target(target).text)
+            data = read_parsed(target)[1]
         except SyncdError:
             continue
         for pid, block in custom_providers(data).items():
@@ -102,7 +102,7 @@ def interval_of(pid: str, block: Mapping[str, Any], settings: Settings) -> float
 def provider_ids(target: Path) -> list[str] | None:
     """The custom provider ids of a target as it is now; None when it cannot be read or parsed."""
     try:
-        return list(custom_providers(jsonc.parse(read_target(target).text)))
+        return list(custom_providers(read_parsed(target)[1]))
     except SyncdError:
         return None
 
