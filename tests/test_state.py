@@ -17,7 +17,7 @@ import pytest
 
 from syncd import paths
 from syncd.errors import StateError
-from syncd.sync import state
+from syncd.sync import records, state
 from syncd.sync.records import VERSION, ProviderState, State, target_key
 from syncd.sync.state import load_state, quarantine, save_state
 
@@ -43,6 +43,35 @@ def test_save_then_load_round_trips(isolated_home: Path) -> None:
     save_state(sample())
     assert load_state() == sample()
     assert (paths.state_dir() / "state.json").is_file()
+
+
+def test_the_file_holds_exactly_the_json_shape_and_reads_back_from_disk(isolated_home: Path) -> None:
+    with_pending = sample().with_pending("/tmp/x/opencode.json", "cd" * 32,
+                                         {"ollama": ProviderState(kind="ollama")}, None)
+    for st in (State(), sample(), with_pending):
+        save_state(st)
+        on_disk = (paths.state_dir() / "state.json").read_bytes()
+        assert json.loads(on_disk) == json.loads(json.dumps(records.to_json(st)))
+        state._read.clear()  # parsed from the bytes, not the copy kept at the save
+        assert load_state() == st
+
+
+def test_a_providers_part_is_encoded_once_per_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded: list[int] = []
+    real = records._provider_to_json
+
+    def counting(ps: ProviderState) -> Any:
+        encoded.append(len(ps.managed))
+        return real(ps)
+
+    monkeypatch.setattr(records, "_provider_to_json", counting)
+    big = sample(3000)
+    save_state(big)
+    assert encoded == [3000]
+    small = ProviderState(managed={"x": {"name": "X"}}, kind="ollama")
+    save_state(big.with_provider("/tmp/x/opencode.json", "tiny", small))  # a neighbour's change
+    assert encoded == [3000, 1]
+    assert set(load_state().target("/tmp/x/opencode.json").providers) == {"ollama", "tiny"}
 
 
 def test_state_file_is_0600_and_its_dir_0700() -> None:

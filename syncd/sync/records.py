@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -258,6 +259,43 @@ def to_json(state: State) -> StateJSON:
                            "declined_at": d.declined_at}
                      for url, d in sorted(state.detected.items())},
     }
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _provider_text(ps: ProviderState) -> str:
+    """`ps` as compact JSON, encoded once per value: a ProviderState never changes, and a state
+    saved after one provider's change shares every other provider's value with the one before
+    (a 3,000-model provider is not encoded again because a neighbour added a model)."""
+    text = ps.__dict__.get("_json")
+    if text is None:
+        text = _compact(_provider_to_json(ps))
+        object.__setattr__(ps, "_json", text)  # a cache, not a field: eq and hash ignore it
+    return str(text)
+
+
+def _providers_text(providers: Mapping[str, ProviderState]) -> str:
+    return "{" + ",".join(f"{_compact(pid)}:{_provider_text(ps)}"
+                          for pid, ps in sorted(providers.items())) + "}"
+
+
+def dumps(state: State) -> str:
+    """The state file's text (compact JSON; `to_json` with json.dumps gives the same data)."""
+    targets = []
+    for path, ts in sorted(state.targets.items()):
+        rest: dict[str, Any] = dict(_target_to_json(replace(ts, providers=_frozen(), pending=_frozen())))
+        del rest["providers"]
+        rest.pop("pending", None)
+        parts = [f'"providers":{_providers_text(ts.providers)}']
+        if ts.pending_sha256 is not None:
+            parts.append(f'"pending":{_providers_text(ts.pending)}')
+        tail = _compact(rest)[1:-1]
+        targets.append(f"{_compact(path)}:{{{','.join(parts + ([tail] if tail else []))}}}")
+    rest_of_state = _compact({k: v for k, v in to_json(replace(state, targets=_frozen())).items()
+                              if k != "targets"})
+    return '{"targets":{' + ",".join(targets) + "}," + rest_of_state[1:]
 
 
 def _provider_from_json(raw: object, where: str) -> ProviderState:

@@ -13,7 +13,7 @@ from syncd import paths
 from syncd.errors import StateError
 from syncd.localfile import DATA_LIMIT, UnsafeFile, read_bytes
 from syncd.sync.locks import state_dir_error, target_lock
-from syncd.sync.records import VERSION, State, from_json, to_json
+from syncd.sync.records import VERSION, State, dumps, from_json
 from syncd.sync.store import atomic_write_bytes, clean_stale_temps
 
 STATE_NAME = "state.json"
@@ -113,8 +113,8 @@ def save_state(state: State, path: Path | None = None) -> None:
     """Write atomically: temp file in the same dir, fsync, replace, fsync the dir; mode 0600."""
     path = path or state_file()
     # compact: the state is syncd's own file, written on every change, and json's encoder runs
-    # at C speed only without `indent` (jq shows it to a human)
-    data = json.dumps(to_json(state), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    # at C speed only without `indent` (jq shows it to a human); see `dumps` for the rest
+    data = dumps(state).encode() + b"\n"
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # a save cut short by a kill; every caller holds the state lock, so none is live
