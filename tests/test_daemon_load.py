@@ -278,3 +278,31 @@ def test_unserved_ids_are_said_when_they_change_not_on_every_pass(tmp_path: Path
     assert [(e["event"], e["models"]) for e in back] == [
         ("no longer unserved (served again, or the entry is gone)", ["typo"])]
     assert said.known(target) == {}
+
+
+async def test_an_unchanged_model_list_is_compared_not_read_again(
+    tmp_path: Path, servers: dict[str, FakeProvider], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from syncd.providers.kinds import openai
+
+    servers["a"].models = [{"id": f"org/model-{i:04d}"} for i in range(3000)]
+    target = config(tmp_path, servers)
+    read: list[str] = []
+    real = openai.from_item
+
+    def counting(item: Any) -> Any:
+        read.append(str(item.get("id")))
+        return real(item)
+
+    monkeypatch.setattr(openai, "from_item", counting)
+    engine = engine_for(target)
+    try:
+        first = await engine.fetch(target, ["a"])
+        again = await engine.fetch(target, ["a"])
+        assert len(read) == 3000 and first.fetched[0].result == again.fetched[0].result
+        servers["a"].models.append({"id": "org/model-new"})
+        changed = await engine.fetch(target, ["a"])
+    finally:
+        await engine.aclose()
+    assert len(read) == 3000 + 3001  # a changed list is read whole again
+    assert "org/model-new" in {m.id for m in changed.fetched[0].result.models}  # type: ignore[union-attr]

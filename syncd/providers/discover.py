@@ -8,10 +8,10 @@ import importlib
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -30,6 +30,8 @@ __all__ = [
 
 _MAX_SHOWS = 4000
 _MAX_CONTEXTS = 4000
+_MAX_LISTS = 256  # list URLs whose last answer is remembered (one per provider)
+_M = TypeVar("_M")
 _PORTS = {11434: Kind.OLLAMA, 1234: Kind.LMSTUDIO, 8080: Kind.LLAMACPP}
 _ID_WORDS = (
     ("ollama", Kind.OLLAMA), ("lmstudio", Kind.LMSTUDIO), ("lm-studio", Kind.LMSTUDIO),
@@ -66,6 +68,9 @@ class FetchCache:
     # the context a loaded instance served when last seen, by "<baseURL> <model ID>": what a
     # model unloaded since still serves when it loads again (LM Studio, llama.cpp router, Ollama)
     contexts: dict[str, int] = field(default_factory=dict)
+    # not saved: each list URL's last items and the models read from them, so a daemon asking
+    # every second for an unchanged 3,000-model list compares it instead of reading it again
+    lists: dict[str, tuple[list[Any], list[Any]]] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"kinds": {url: str(kind) for url, kind in self.kinds.items()},
@@ -119,6 +124,18 @@ class FetchCache:
             if not by:
                 del self.shows[oldest]
         self.shows.setdefault(root, {})[digest] = show
+
+    def models_of(self, url: str, items: list[Any], read: Callable[[list[Any]], list[_M]]) -> list[_M]:
+        """`read(items)`, or what it returned for the same items from `url` last time (`read`
+        must depend on the items alone)."""
+        last = self.lists.get(url)
+        if last is not None and last[0] == items:
+            return list(last[1])
+        models = read(items)
+        if url not in self.lists and len(self.lists) >= _MAX_LISTS:
+            self.lists.pop(next(iter(self.lists)))
+        self.lists[url] = (items, models)
+        return list(models)
 
     def settle_contexts(self, base_url: str, models: list[RemoteModel]) -> list[RemoteModel]:
         """Each model's context made independent of load state, remembering what loaded ones serve."""

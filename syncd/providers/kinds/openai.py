@@ -134,7 +134,8 @@ class OpenAIProvider:
 
     async def list_models(self, ctx: Context) -> list[RemoteModel]:
         items = await list_items(ctx)
-        models = inherit_parents(items, [from_item(i) for i in items])
+        models = ctx.cache.models_of(ctx.base + "/models", items,
+                                     lambda items: inherit_parents(items, [from_item(i) for i in items]))
         if models and litellm.looks_like(ctx.spec.id, items):
             details = await litellm_details(ctx)
             # /model/info sees every deployment; /v1/models shows only the first one's limits
