@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 
 CACHE_NAME = CACHE_FILE
 CATALOG_MAX_AGE = 86400.0
+# An editor saving in place truncates, then writes; one saving vim-style creates the file empty,
+# then writes: a read at that moment finds an empty or cut-off document. Before a config that
+# does not parse is called invalid (an error, a notification), it is read once more this later.
+MID_SAVE = 0.2
 
 
 class Engine:
@@ -185,11 +189,12 @@ class Engine:
         path = str(target)
         try:
             if text is None:
-                snap = read_target(target)
-                if not snap.exists:
+                read = await self._read_parsed(target)
+                if read is None:
                     return Round(target, report=TargetReport(path, error=f"{path}: no such file"))
-                text = snap.text
-            doc = parse_text(target, text)
+                text, doc = read
+            else:
+                doc = parse_text(target, text)
         except jsonc.JsoncError as exc:
             return Round(target, report=await self._invalid_target(TargetReport(path, error=f"{path}:{exc}")))
         except TargetError as exc:
@@ -271,6 +276,21 @@ class Engine:
             await self._emit(events_from_report(report, previous_failures=_failures(before, target)))
         return report
 
+    async def _read_parsed(self, target: Path) -> tuple[str, Any] | None:
+        """The target's text and data (None: no such file). A text that does not parse is read
+        once more MID_SAVE later: an editor may have been in the middle of saving it."""
+        for last in (False, True):
+            snap = read_target(target)
+            if not snap.exists:
+                return None
+            try:
+                return snap.text, parse_text(target, snap.text)
+            except jsonc.JsoncError:
+                if last:
+                    raise
+                await asyncio.sleep(MID_SAVE)
+        return None  # not reached: the second pass returns or raises
+
     def unchanged(self, target: Path, rnd: Round) -> TargetReport | None:
         """The report of `rnd` when planning it would change nothing: every answer is the same as
         the last one planned, of a file and a state that are too (see `rounds.Quiet`); else None.
@@ -348,7 +368,13 @@ class Engine:
             from syncd.sync.revalidate import revalidate  # the daemon's alone: `once` never loads it
 
             # in a thread: it waits for the state lock, which another syncd may hold
-            report = await asyncio.to_thread(revalidate, target, self.settings, self._state_dir, known)
+            try:
+                report = await asyncio.to_thread(revalidate, target, self.settings, self._state_dir,
+                                                 known)
+            except jsonc.JsoncError:  # read in the middle of a save? once more
+                await asyncio.sleep(MID_SAVE)
+                report = await asyncio.to_thread(revalidate, target, self.settings, self._state_dir,
+                                                 known)
         except jsonc.JsoncError as exc:
             return await self._invalid_target(TargetReport(path, error=f"{path}:{exc}"))
         except TargetParseError as exc:  # its overlay

@@ -306,3 +306,39 @@ async def test_an_unchanged_model_list_is_compared_not_read_again(
         await engine.aclose()
     assert len(read) == 3000 + 3001  # a changed list is read whole again
     assert "org/model-new" in {m.id for m in changed.fetched[0].result.models}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("step", ["fetch", "revalidate"])
+async def test_a_config_read_in_the_middle_of_a_save_is_read_again_not_called_invalid(
+    tmp_path: Path, servers: dict[str, FakeProvider], monkeypatch: pytest.MonkeyPatch, step: str,
+) -> None:
+    import syncd.engine
+
+    target = config(tmp_path, servers)
+    saved = target.read_text()
+    engine = engine_for(target)
+    try:
+        await engine.sync(target)
+        saved = target.read_text()
+        target.write_text("")  # an editor saving in place has truncated it...
+        module: Any = syncd.engine if step == "fetch" else revalidate
+        name = "read_target" if step == "fetch" else "read_parsed"
+        real = getattr(module, name)
+        reads: list[int] = []
+
+        def mid_save(path: Path) -> Any:
+            try:
+                return real(path)
+            finally:
+                reads.append(1)
+                target.write_text(saved)  # ...and writes the rest right after syncd's read
+
+        monkeypatch.setattr(module, name, mid_save)
+        with structlog.testing.capture_logs() as logs:
+            report = (await engine.fetch(target, ["a"])).report if step == "fetch" \
+                else await engine.revalidate(target)
+    finally:
+        await engine.aclose()
+    assert len(reads) == 2  # the empty file, then the saved one
+    assert report is None or report.error is None
+    assert not [e for e in logs if e.get("log_level") == "error"]
