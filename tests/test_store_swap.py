@@ -85,7 +85,7 @@ def test_an_editor_save_at_any_step_of_a_write_is_never_lost(
     assert final.endswith(SYNCED)  # ...and so is syncd's change
     assert result.changed and result.method is Method.EXCHANGE
     assert temps(target.parent) == []
-    if step in (Step.SWAPPED, Step.DONE):  # saved on top of syncd's write: it read syncd's text
+    if step in (Step.SWAPPED, Step.VERIFIED, Step.DONE):  # on top of syncd's write: it read its text
         assert final == saved[0] and result.attempts == 1
     else:  # saved on top of what syncd planned from: syncd planned again from the save
         assert final == add_line(saved[0]) and result.attempts == 2 and result.old_text == saved[0]
@@ -145,6 +145,23 @@ def test_an_in_place_save_straddling_the_swap_lands_in_what_came_out_and_is_kept
     assert target.read_text(encoding="utf-8") == add_line(edited(ORIGINAL, "straddling"))
 
 
+def test_an_in_place_save_landing_just_after_the_check_of_what_came_out_is_kept(
+    target: Path, state: Path
+) -> None:
+    opened: list[int] = []
+
+    def hook(at: Step, real: Path) -> None:
+        if at is Step.CHECKED:  # the editor opens the file before the swap...
+            opened.append(os.open(real, os.O_WRONLY))
+        elif at is Step.VERIFIED and opened:  # ...and writes once syncd found what came out intact
+            os.ftruncate(opened[0], 0)
+            os.write(opened[0], edited(ORIGINAL, "late").encode())
+            os.close(opened.pop())
+
+    write_target(target, add_line, state_dir=state, on_step=hook)
+    assert target.read_text(encoding="utf-8") == add_line(edited(ORIGINAL, "late"))
+
+
 @pytest.mark.parametrize("style", SAVES)
 def test_a_target_created_by_someone_else_meanwhile_is_planned_from_not_clobbered(
     tmp_path: Path, state: Path, style: str
@@ -167,7 +184,7 @@ def test_a_new_target_is_created_without_replacing_anything(tmp_path: Path, stat
 
 @pytest.mark.parametrize("style", SAVES)
 @pytest.mark.parametrize("step", [s for s in SINGLE_SAVE_STEPS if s not in (
-    Step.CHECKED, Step.SWAPPED, Step.DONE)], ids=lambda s: s.value)
+    Step.CHECKED, Step.SWAPPED, Step.VERIFIED, Step.DONE)], ids=lambda s: s.value)
 def test_without_a_swap_a_save_before_the_last_check_is_still_planned_from(
     target: Path, state: Path, no_swap: None, step: Step, style: str
 ) -> None:

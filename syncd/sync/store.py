@@ -26,6 +26,7 @@ import contextlib
 import errno
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -64,6 +65,7 @@ NEW_TARGET_MODE = 0o644
 _TAG = 16  # hex digits of a hash kept in a temp file's name
 _READ_ONLY_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
 _SWAP_BACKS = 5  # saves landing one after another inside a swap back: each needs a new save
+SETTLE = 0.05  # seconds an in-place save already under way gets to land in what came out
 
 
 class Step(Enum):
@@ -75,6 +77,7 @@ class Step(Enum):
     STAGED = "staged"  # the new bytes are in a temp file, fsynced; the last check is next
     CHECKED = "checked"  # the file still held the planned-from bytes; the swap is next
     SWAPPED = "swapped"  # the new file is in place; what came out is compared next
+    VERIFIED = "verified"  # what came out held the planned-from bytes; compared again SETTLE later
     UNDOING = "undoing"  # what came out is not what syncd planned from; the swap back is next
     DONE = "done"  # in place, folder fsynced; the file that came out is removed next
 
@@ -309,6 +312,11 @@ def _install(
         fsync_dir(real.parent)
         return Method.RENAME
     hook(Step.SWAPPED, real)
+    if read_bytes_or_none(tmp) == snap.data:
+        # An editor saving in place that opened the file just before the swap writes into the
+        # file that came out: give such a write a moment to land, then look again.
+        hook(Step.VERIFIED, real)
+        time.sleep(SETTLE)
     if read_bytes_or_none(tmp) == snap.data:
         fsync_dir(real.parent)
         hook(Step.DONE, real)
