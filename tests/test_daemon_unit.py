@@ -73,7 +73,7 @@ class FakeEngine:
         return None  # every answer goes to the writer
 
     async def apply(self, target: Path, rounds: Sequence[Round]) -> TargetReport:
-        ids = tuple(pid for r in rounds for pid in r.provider_ids)
+        ids = tuple(f.pid for r in rounds for f in r.fetched)
         self.calls.append(("apply", target, ids))
         reports = tuple(self.errors.get(p, ProviderReport(id=p, status=Status.OK)) for p in ids)
         await self.synced.put((target, ids))

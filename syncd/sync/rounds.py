@@ -32,10 +32,6 @@ class Round:
     text: str = ""
     report: TargetReport | None = None
 
-    @property
-    def provider_ids(self) -> list[str]:
-        return [f.pid for f in self.fetched]
-
 
 def merge(rounds: Sequence[Round]) -> Round:
     """Rounds of one target as one: the newest answer of each provider, in the order first asked."""
