@@ -368,13 +368,15 @@ class Engine:
             from syncd.sync.revalidate import revalidate  # the daemon's alone: `once` never loads it
 
             # in a thread: it waits for the state lock, which another syncd may hold
+            async def run() -> TargetReport:
+                return await asyncio.to_thread(revalidate, target, self.settings, self._state_dir,
+                                               known)
+
             try:
-                report = await asyncio.to_thread(revalidate, target, self.settings, self._state_dir,
-                                                 known)
+                report = await run()
             except jsonc.JsoncError:  # read in the middle of a save? once more
                 await asyncio.sleep(MID_SAVE)
-                report = await asyncio.to_thread(revalidate, target, self.settings, self._state_dir,
-                                                 known)
+                report = await run()
         except jsonc.JsoncError as exc:
             return await self._invalid_target(TargetReport(path, error=f"{path}:{exc}"))
         except TargetParseError as exc:  # its overlay
