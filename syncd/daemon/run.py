@@ -16,6 +16,7 @@ import structlog
 
 from syncd import paths
 from syncd.daemon import schedule_file, sdnotify
+from syncd.daemon.heap import give_back_big_blocks
 from syncd.daemon.jobs import Jobs, status_line
 from syncd.daemon.runner import TargetRunner
 from syncd.daemon.schedule import JobKey
@@ -355,6 +356,7 @@ def run_daemon(
         log.error("another syncd daemon is already running for this state dir",
                   state_dir=str(state_dir))
         return 1
+    log.debug("heap", big_blocks_given_back=give_back_big_blocks())  # flat memory over days
     with lock:
         try:
             return asyncio.run(serve(engine, force_polling=force_polling, stop_event=stop_event))
