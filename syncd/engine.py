@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import threading
 import time
@@ -15,13 +14,14 @@ import httpx
 
 from syncd import jsonc, paths
 from syncd.errors import StateError, SyncdError, TargetError, TargetParseError
-from syncd.localfile import DATA_LIMIT, read_bytes
+from syncd.notify.announce import Announcer
 from syncd.providers.blocks import custom_providers
 from syncd.providers.catalog import Catalog, load_catalog_async
-from syncd.providers.discover import CACHE_FILE, FetchCache, make_client
+from syncd.providers.discover import CACHE_FILE, make_client
 from syncd.report import ProviderReport, TargetReport
 from syncd.settings import Settings, load_settings
 from syncd.sync.atomic import sweep_stale_temps
+from syncd.sync.cachefile import CacheFile
 from syncd.sync.cycle import Planner, choose, fetch_blocks
 from syncd.sync.documents import parse_text
 from syncd.sync.merged import references_outside
@@ -39,7 +39,7 @@ from syncd.sync.record import write_planned
 from syncd.sync.records import State, target_key
 from syncd.sync.rounds import Quiet, Round, merge, quiet_after, quiet_report
 from syncd.sync.state import load_state, state_generation
-from syncd.sync.store import atomic_write_bytes, read_target
+from syncd.sync.store import read_target
 from syncd.sync.targets import JobSpec, provider_jobs, resolve_targets
 
 if TYPE_CHECKING:
@@ -68,18 +68,16 @@ class Engine:
     ) -> None:
         self.settings = settings if settings is not None else load_settings()
         self._cli_configs = list(cli_configs or [])
-        self._notify = notify
+        self._announce = Announcer(notify)
         self._client = client
         self._own_client = client is None
         self._clock = clock
         self._state_dir = paths.state_dir()
         self._sweep()
-        self._cache_on_disk: bytes | None = None
-        self._cache = self._load_cache()
+        self._cache_file = CacheFile(self._state_dir / CACHE_NAME)
+        self._cache = self._cache_file.load()
         self._catalog: Catalog | None = None
         self._catalog_at = 0.0
-        self._invalid: dict[str, str] = {}  # target key -> the error last reported for it
-        self._pending: list[Event] = []  # events found outside a cycle, sent with the next batch
         self._local_specs: SpecCache | None = None
         self._quiet: dict[Path, Quiet] = {}  # targets whose last cycle changed nothing (see rounds)
         self._stopping = threading.Event()  # set by `stop()`: a write waiting for a lock gives up
@@ -153,7 +151,7 @@ class Engine:
         reports = await asyncio.gather(*(
             self.sync_preview(t, shown[str(t)], provider_ids) if str(t) in shown
             else self.sync(t, provider_ids, dry_run=dry_run) for t in targets))
-        self._save_cache()
+        self._cache_file.save(self._cache)
         return list(reports)
 
     async def sync_preview(
@@ -270,10 +268,7 @@ class Engine:
         if memo is not None:
             self._quiet[target] = memo
         self._valid_again(target)
-        if self._notify is not None:  # events are composed only for someone to hear them
-            from syncd.notify.events import events_from_report
-
-            await self._emit(events_from_report(report, previous_failures=_failures(before, target)))
+        await self._announce.synced(report, _failures(before, target))
         return report
 
     async def _read_parsed(self, target: Path) -> tuple[str, Any] | None:
@@ -336,11 +331,7 @@ class Engine:
         report = layered_report(planner, files, skipped, before, with_diff=dry_run, diff_base=diff_base)
         if not dry_run:
             self._valid_again(planner.target)
-            if self._notify is not None:
-                from syncd.notify.events import events_from_report
-
-                await self._emit(events_from_report(report,
-                                                    previous_failures=_failures(before, planner.target)))
+            await self._announce.synced(report, _failures(before, planner.target))
         return report
 
     # --- revalidation after a change on disk ----------------------------------------------------
@@ -413,28 +404,10 @@ class Engine:
 
     async def _invalid_target(self, report: TargetReport) -> TargetReport:
         """Notify about an invalid target once per distinct error, then leave it alone."""
-        key = target_key(report.path)
-        if self._invalid.get(key) != report.error:
-            self._invalid[key] = report.error or ""
-            if self._notify is not None:
-                from syncd.notify.events import events_from_report
-
-                await self._emit(events_from_report(report))
-        return report
+        return await self._announce.invalid(target_key(report.path), report)
 
     def _valid_again(self, target: Path) -> None:
-        if self._invalid.pop(target_key(target), None) is not None and self._notify is not None:
-            from syncd.notify.events import events_for_valid_target
-
-            self._pending.extend(events_for_valid_target(str(target)))
-
-    async def _emit(self, events: Sequence[Event]) -> None:
-        batch = [*self._pending, *events]
-        self._pending = []
-        if batch and self._notify is not None:
-            outcome = self._notify(batch)
-            if asyncio.iscoroutine(outcome):
-                await outcome
+        self._announce.valid_again(target_key(target), str(target))
 
     # --- shared resources -----------------------------------------------------------------------
 
@@ -459,28 +432,8 @@ class Engine:
         back when they hold a displaced save, under its lock on its next write)."""
         sweep_stale_temps(self._state_dir)
 
-    def _load_cache(self) -> FetchCache:
-        try:
-            raw = read_bytes(self._state_dir / CACHE_NAME, DATA_LIMIT)
-            cache = FetchCache.from_json(json.loads(raw))
-        except (OSError, ValueError, RecursionError):
-            return FetchCache()
-        self._cache_on_disk = raw
-        return cache
-
-    def _save_cache(self) -> None:
-        data = json.dumps(self._cache.to_json()).encode()
-        if data == self._cache_on_disk:
-            return  # unchanged: a no-op run writes (and fsyncs) nothing
-        try:
-            self._state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            atomic_write_bytes(self._state_dir / CACHE_NAME, data, mode=0o600)
-            self._cache_on_disk = data
-        except OSError:
-            pass  # a cache that cannot be saved is rebuilt next time
-
     async def aclose(self) -> None:
-        self._save_cache()
+        self._cache_file.save(self._cache)
         if self._own_client and self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -32,4 +32,4 @@ def give_back_big_blocks() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    return mallopt(M_MMAP_THRESHOLD, BIG_BLOCK) == 1
+    return bool(mallopt(M_MMAP_THRESHOLD, BIG_BLOCK) == 1)
