@@ -19,6 +19,7 @@ from syncd.sync.backups import backup_dir_for
 from syncd.sync.store import (
     atomic_write_bytes,
     clean_stale_temps,
+    read_only_reason,
     read_target,
     sha256_bytes,
     write_target,
@@ -142,6 +143,15 @@ def test_read_only_folder_is_a_target_error_and_leaves_nothing(target: Path, sta
         assert temps(target.parent) == []
     finally:
         target.parent.chmod(0o755)
+
+
+def test_a_file_renamed_away_by_a_vim_style_save_is_not_read_only(target: Path) -> None:
+    snap = read_target(target)
+    target.rename(target.with_name(target.name + "~"))  # the save's first step; the new file is next
+    assert read_only_reason(snap) is None  # writable a moment ago, in a writable folder
+    target.with_name(target.name + "~").chmod(0o444)
+    target.with_name(target.name + "~").rename(target)
+    assert "has mode 0444" in (read_only_reason(read_target(target)) or "")
 
 
 @pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])

@@ -70,7 +70,7 @@ def read_only_reason(snap: Snapshot) -> str | None:
     but a file chmod 0444 (or a home-manager link into /nix/store) means "leave me alone" to
     root as well."""
     real = snap.real_path
-    if snap.exists and (not snap.mode & stat.S_IWUSR or not os.access(real, os.W_OK)):
+    if snap.exists and (not snap.mode & stat.S_IWUSR or not _may_write(real)):
         return f"{real} has mode {snap.mode:04o}"
     directory = real.parent
     try:
@@ -80,6 +80,12 @@ def read_only_reason(snap: Snapshot) -> str | None:
     if not dir_mode & stat.S_IWUSR or not os.access(directory, os.W_OK | os.X_OK):
         return f"its folder {directory} is not writable (mode {dir_mode:04o})"
     return None
+
+
+def _may_write(real: Path) -> bool:
+    """os.access says no to a file that is gone too: one an editor has just renamed away to save
+    vim-style (file~, then a new file) was writable; its folder decides."""
+    return os.access(real, os.W_OK) or not os.path.lexists(real)
 
 
 def unwritable_reason(path: Path) -> str | None:
