@@ -58,6 +58,22 @@ async def test_ollama_show_is_cached_by_digest(fake_provider: Factory) -> None:
     assert by_id(second)["qwen3-coder:30b"].context == 65536
 
 
+async def test_ollama_shows_of_models_no_longer_listed_are_forgotten(fake_provider: Factory) -> None:
+    fake = fake_provider("ollama")
+    cache, root = FetchCache(), fake.base_url.removesuffix("/v1")
+    await fetch(spec_of(fake, Kind.OLLAMA), cache)
+    kept, gone = fake.models[:2], fake.models[2]
+    assert cache.show(root, digest_of(gone)) is not None
+    fake.models = kept  # `ollama rm`
+    await fetch(spec_of(fake, Kind.OLLAMA), cache)
+    assert cache.show(root, digest_of(gone)) is None
+    assert all(cache.show(root, digest_of(m)) is not None for m in kept)
+    assert digest_of(gone) not in str(cache.to_json())  # nor in the saved file
+    fake.models = []
+    await fetch(spec_of(fake, Kind.OLLAMA), cache)
+    assert cache.shows == {}
+
+
 async def test_ollama_show_failure_leaves_fields_unknown(fake_provider: Factory) -> None:
     fake = fake_provider("ollama")
     fake.fault, fake.fault_paths = "500", ("/api/show",)

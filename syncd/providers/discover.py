@@ -8,7 +8,7 @@ import importlib
 import json
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -124,6 +124,20 @@ class FetchCache:
             if not by:
                 del self.shows[oldest]
         self.shows.setdefault(root, {})[digest] = show
+
+    def keep_shows(self, root: str, digests: Collection[str]) -> None:
+        """Forget what `root` said about the models it no longer lists (`digests`: its list now).
+
+        A server that pulls and removes models for days would otherwise fill the cache with
+        answers about models long gone (up to _MAX_SHOWS, all of them in the saved file too).
+        """
+        by = self.shows.get(root)
+        if by is None:
+            return
+        for digest in [d for d in by if d not in digests]:
+            del by[digest]
+        if not by:
+            del self.shows[root]
 
     def models_of(self, url: str, items: list[Any], read: Callable[[list[Any]], list[_M]]) -> list[_M]:
         """`read(items)`, or what it returned for the same items from `url` last time (`read`

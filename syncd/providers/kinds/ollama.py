@@ -87,6 +87,7 @@ class OllamaProvider:
         entries = list(unwrap_list(await ctx.get(url), url, keys=("models",)))
         check_count(len(entries), ctx.limits, url)
         entries = [e if isinstance(e, Mapping) else {} for e in entries]
+        ctx.cache.keep_shows(ctx.root, {d for e in entries if (d := as_str(e.get("digest")))})
         gate = asyncio.Semaphore(max(1, ctx.limits.enrich_concurrency))
         running, *shows = await asyncio.gather(
             self._running(ctx), *(self._show(ctx, e, gate) for e in entries))
