@@ -45,6 +45,7 @@ class FakeEngine:
     calls: list[tuple[object, ...]] = field(default_factory=list)
     active: dict[Path, int] = field(default_factory=dict)
     max_active: int = 0
+    stores_looked: int = 0  # local_stores() calls: each walks /proc in the real engine
     synced: asyncio.Queue[tuple[Path, tuple[str, ...]]] = field(default_factory=asyncio.Queue)
 
     def watched_files(self) -> list[Path]:
@@ -97,6 +98,7 @@ class FakeEngine:
         return list(self.auth_failed)
 
     def local_stores(self, kinds: object = None) -> list[object]:
+        self.stores_looked += 1
         return []  # no provider on this machine: the store watch stays idle (tests/test_stores.py)
 
     async def list_fingerprint(self, target: Path, provider_id: str, *, rescan: bool = False) -> None:
@@ -243,6 +245,22 @@ async def test_changed_provider_fingerprint_syncs_it_now(targets: tuple[Path, Pa
         a.write_text('{"provider": {"gw": {"options": {"baseURL": "http://x"}}}}\n')
         await wait_for_call(engine, ("sync", a, ("gw",)))
         assert [c for c in engine.calls if c[0] == "sync"] == [("sync", a, ("gw",))]
+
+
+async def test_model_stores_are_looked_for_again_only_when_a_hand_edit_changed_a_job(
+    targets: tuple[Path, Path]
+) -> None:
+    a, _ = targets
+    engine = FakeEngine([spec(a, "ollama")], [a])
+    async with running(engine):
+        engine.calls.clear()
+        engine.stores_looked = 0
+        a.write_text('{"theme": "dark"}\n')  # the jobs stay as they are: no walk of /proc
+        await wait_for_call(engine, ("revalidate", a))
+        engine.specs = [spec(a, "ollama"), spec(a, "lmstudio")]
+        a.write_text('{"provider": {"lmstudio": {}}}\n')
+        await wait_for_call(engine, ("sync", a, ("lmstudio",)))
+        assert engine.stores_looked == 1
 
 
 async def test_a_stale_buffer_save_syncs_the_providers_it_undid_now(

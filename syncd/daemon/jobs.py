@@ -59,6 +59,7 @@ class Jobs:
         self._notes: dict[JobKey, tuple[str, ...]] = {}  # each provider's warnings, logged once
         self._said: dict[JobKey, str | None] = {}  # the error last logged (None: ok)
         self.activity = Activity()
+        self.generation = 0  # counts the reconciles that changed a job
 
     def __contains__(self, key: JobKey) -> bool:
         return key in self._specs
@@ -78,6 +79,7 @@ class Jobs:
     def reconcile(self, wanted: Iterable[JobSpec], keep: Collection[Path]) -> dict[Path, list[str]]:
         """Bring the jobs in line with `wanted` (jobs of `keep` targets stay); returns what to sync now."""
         changes = diff_jobs(self._specs, wanted, keep)
+        self.generation += bool(changes)
         now = datetime.now(UTC)
         for key in changes.removed:
             log.info("job dropped", target=str(key[0]), provider=key[1])

@@ -215,9 +215,13 @@ class Daemon:
         if key in self._jobs and not self._stop.is_set():
             self._runner(key[0]).request([key[1]])
 
-    def _reconcile(self, *, sync_new: bool = True) -> None:
+    def _reconcile(self, *, sync_new: bool = True, settings_read: bool = True) -> None:
+        """Jobs in line with the files; the model stores looked for again when a job changed or
+        the settings were read (it walks /proc: not after every hand edit that leaves them)."""
+        generation = self._jobs.generation
         to_sync = self._jobs.reconcile(self.engine.jobs(), self._broken.keys())
-        self._stores.refresh(self._jobs.keys())
+        if settings_read or self._jobs.generation != generation:
+            self._stores.refresh(self._jobs.keys())
         if sync_new:
             for target, ids in to_sync.items():
                 self._runner(target).request(ids)
@@ -288,7 +292,7 @@ class Daemon:
                          tombstoned=list(p.tombstoned))
         if report.error is None:
             self._unserved.said(target, report)
-            self._reconcile()
+            self._reconcile(settings_read=False)
             # a stale buffer's save dropped what syncd had just added: add it back now
             restored = [p.id for p in report.providers if p.restored]
             if restored and not self._stop.is_set():
