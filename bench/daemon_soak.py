@@ -104,6 +104,14 @@ def write_config(path: Path, servers: list[kit.Server]) -> None:
         f'  {COMMENTS[1]} */\n  "provider": {{\n' + ",\n".join(blocks) + ",\n  },\n}\n")
 
 
+def rss_by_minute(samples: list[kit.Sample], t0: float) -> str:
+    """The mean RSS of each minute of the run, in MB: where a slope comes from (warm-up or creep)."""
+    minutes: dict[int, list[int]] = {}
+    for s in samples:
+        minutes.setdefault(int((s.mono - t0) // 60), []).append(s.rss_kb)
+    return " ".join(f"{sum(kb) / len(kb) / 1024:.1f}" for _, kb in sorted(minutes.items()))
+
+
 def start_daemon(root: Path, config: Path, log: Path) -> subprocess.Popen[bytes]:
     settings = root / "syncd.json5"
     settings.write_text(json.dumps({"configs": [str(config)], "detect": False, "interval": "1s",
@@ -290,7 +298,8 @@ def measure(soak: Soak) -> dict[str, Any]:
     a["rss_first"], a["rss_last"] = samples[0].rss_kb / 1024, samples[-1].rss_kb / 1024
     a["rss_note"] = f"{len(tail)} samples, one every 2 s"
     a["rss_note2"] = (f"first {a['rss_first']:.1f} MB, last {a['rss_last']:.1f} MB, peak sampled "
-                      f"{max(s.rss_kb for s in samples) / 1024:.1f} MB, VmHWM {soak.hwm_mb:.1f} MB")
+                      f"{max(s.rss_kb for s in samples) / 1024:.1f} MB, VmHWM {soak.hwm_mb:.1f} MB; "
+                      f"mean of each minute: {rss_by_minute(samples, soak.t0)}")
     lines, end = a.pop("parsed_lines"), soak.window[1]
     a["log_first"] = kit.log_rate(lines, soak.t0_wall, soak.t0_wall + third)
     a["log_last"] = kit.log_rate(lines, end - third, end)
