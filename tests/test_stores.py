@@ -255,6 +255,26 @@ async def test_a_removal_announced_by_the_store_is_confirmed_by_asking_again_soo
         await asyncio.wait_for(task, BOUND)
 
 
+async def test_a_run_answering_from_before_the_store_changed_does_not_use_up_the_confirmations(
+    tmp_path: Path,
+) -> None:
+    t = tmp_path / "opencode.json"
+    key = (t, "ollama")
+    source = FakeSource([LocalStore(t, "ollama", "ollama", ())], prints={key: ["a", "b"]})
+    requests = Requests()
+    watch = StoreWatch(source, requests, poll_every=0.01, confirm_after=0.01)
+    watch.refresh({key})
+    task = asyncio.create_task(watch.run())
+    try:
+        assert await requests.next() == key  # the store changed: a run is asked for
+        watch.after_sync(t, ["ollama"], report("ollama"))  # one in flight, listing it still
+        watch.after_sync(t, ["ollama"], report("ollama", pending=("gone:1b",)))  # its follow-up
+        assert await requests.next() == key  # asked again soon all the same
+    finally:
+        watch.stop()
+        await asyncio.wait_for(task, BOUND)
+
+
 def test_a_kind_learnt_from_a_fetch_looks_for_the_store_again(tmp_path: Path) -> None:
     t = tmp_path / "opencode.json"
     calls: list[Mapping[JobKey, str] | None] = []

@@ -95,6 +95,9 @@ class StoreWatch:
         self._prints: dict[JobKey, str] = {}
         self._due: dict[Path, asyncio.TimerHandle] = {}
         self._confirming: dict[JobKey, int] = {}
+        # store-started, no removal seen yet: a run that answers from before the change (one in
+        # flight when the store changed) does not use up the confirmations of the run after it
+        self._unseen: set[JobKey] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._restart = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -150,6 +153,7 @@ class StoreWatch:
             handle.cancel()
         self._due.clear()
         self._confirming.clear()
+        self._unseen.clear()
         for task in self._tasks:
             task.cancel()
 
@@ -224,6 +228,7 @@ class StoreWatch:
     def _start(self, key: JobKey) -> None:
         if key in self._jobs and not self._stopped.is_set():
             self._confirming[key] = MAX_CONFIRMS
+            self._unseen.add(key)
             self._request(key)
 
     async def _poll(self) -> None:
@@ -265,8 +270,14 @@ class StoreWatch:
                 # its first fetch told what runs there: its store may be findable now
                 learnt |= key in self._runtime and self._runtime[key] != p.kind
             left = self._confirming.pop(key, None)
-            if left is None or p is None or p.status is not Status.OK or not p.pending or left <= 0:
+            if left is None or p is None or p.status is not Status.OK or left <= 0:
                 continue
+            if not p.pending:
+                if key in self._unseen:  # an answer from before the change: the next one counts
+                    self._unseen.discard(key)
+                    self._confirming[key] = left
+                continue
+            self._unseen.discard(key)
             self._confirming[key] = left - 1
             asyncio.get_running_loop().call_later(self._confirm_after, self._confirm, key)
         if learnt:
