@@ -129,18 +129,30 @@ def test_a_second_save_during_the_swap_back_wins_and_the_first_goes_to_the_backu
     assert temps(target.parent) == []
 
 
-def test_an_in_place_save_straddling_the_swap_lands_in_what_came_out_and_is_kept(
-    target: Path, state: Path
-) -> None:
+def in_place_save_around_the_swap(
+    text: str, writes_at: Step, *, truncates_on_open: bool
+) -> Callable[[Step, Path], None]:
+    """An editor that opens the target before the swap (Step.CHECKED; emptying it then, or just
+    before it writes) and writes `text` at `writes_at`: into the file that came out of the swap."""
     opened: list[int] = []
 
     def hook(at: Step, real: Path) -> None:
-        if at is Step.CHECKED:  # the editor opens the file before the swap...
-            opened.append(os.open(real, os.O_WRONLY | os.O_TRUNC))
-        elif at is Step.SWAPPED and opened:  # ...and writes after it, into the file that came out
-            os.write(opened[0], edited(ORIGINAL, "straddling").encode())
+        if at is Step.CHECKED:
+            opened.append(os.open(real, os.O_WRONLY | (os.O_TRUNC if truncates_on_open else 0)))
+        elif at is writes_at and opened:
+            if not truncates_on_open:
+                os.ftruncate(opened[0], 0)
+            os.write(opened[0], text.encode())
             os.close(opened.pop())
 
+    return hook
+
+
+def test_an_in_place_save_straddling_the_swap_lands_in_what_came_out_and_is_kept(
+    target: Path, state: Path
+) -> None:
+    hook = in_place_save_around_the_swap(edited(ORIGINAL, "straddling"), Step.SWAPPED,
+                                         truncates_on_open=True)
     write_target(target, add_line, state_dir=state, on_step=hook)
     assert target.read_text(encoding="utf-8") == add_line(edited(ORIGINAL, "straddling"))
 
@@ -148,16 +160,8 @@ def test_an_in_place_save_straddling_the_swap_lands_in_what_came_out_and_is_kept
 def test_an_in_place_save_landing_just_after_the_check_of_what_came_out_is_kept(
     target: Path, state: Path
 ) -> None:
-    opened: list[int] = []
-
-    def hook(at: Step, real: Path) -> None:
-        if at is Step.CHECKED:  # the editor opens the file before the swap...
-            opened.append(os.open(real, os.O_WRONLY))
-        elif at is Step.VERIFIED and opened:  # ...and writes once syncd found what came out intact
-            os.ftruncate(opened[0], 0)
-            os.write(opened[0], edited(ORIGINAL, "late").encode())
-            os.close(opened.pop())
-
+    hook = in_place_save_around_the_swap(edited(ORIGINAL, "late"), Step.VERIFIED,
+                                         truncates_on_open=False)
     write_target(target, add_line, state_dir=state, on_step=hook)
     assert target.read_text(encoding="utf-8") == add_line(edited(ORIGINAL, "late"))
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -234,7 +235,9 @@ async def test_without_a_store_the_list_is_polled_and_only_a_change_runs_the_job
         await asyncio.wait_for(task, BOUND)
 
 
-async def test_a_removal_announced_by_the_store_is_confirmed_by_asking_again_soon(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def store_started_run(tmp_path: Path) -> AsyncIterator[tuple[Path, StoreWatch, Requests]]:
+    """A watch whose local list just changed, once its store-started run was asked for."""
     t = tmp_path / "opencode.json"
     key = (t, "ollama")
     source = FakeSource([LocalStore(t, "ollama", "ollama", ())], prints={key: ["a", "b"]})
@@ -244,35 +247,29 @@ async def test_a_removal_announced_by_the_store_is_confirmed_by_asking_again_soo
     task = asyncio.create_task(watch.run())
     try:
         assert await requests.next() == key  # the list changed: the store-started run
-        watch.after_sync(t, ["ollama"], report("ollama", pending=("gone:1b",)))
-        assert await requests.next() == key  # asked again at once, not at its interval
-        watch.after_sync(t, ["ollama"], report("ollama"))  # removed (or back): nothing pending
-        watch.after_sync(t, ["ollama"], report("ollama", pending=("x",)))  # a scheduled run's
-        await asyncio.sleep(0.1)
-        assert requests.keys == [key, key]
+        yield t, watch, requests
     finally:
         watch.stop()
         await asyncio.wait_for(task, BOUND)
+
+
+async def test_a_removal_announced_by_the_store_is_confirmed_by_asking_again_soon(tmp_path: Path) -> None:
+    async with store_started_run(tmp_path) as (t, watch, requests):
+        watch.after_sync(t, ["ollama"], report("ollama", pending=("gone:1b",)))
+        assert await requests.next() == (t, "ollama")  # asked again at once, not at its interval
+        watch.after_sync(t, ["ollama"], report("ollama"))  # removed (or back): nothing pending
+        watch.after_sync(t, ["ollama"], report("ollama", pending=("x",)))  # a scheduled run's
+        await asyncio.sleep(0.1)
+        assert requests.keys == [(t, "ollama")] * 2
 
 
 async def test_a_run_answering_from_before_the_store_changed_does_not_use_up_the_confirmations(
     tmp_path: Path,
 ) -> None:
-    t = tmp_path / "opencode.json"
-    key = (t, "ollama")
-    source = FakeSource([LocalStore(t, "ollama", "ollama", ())], prints={key: ["a", "b"]})
-    requests = Requests()
-    watch = StoreWatch(source, requests, poll_every=0.01, confirm_after=0.01)
-    watch.refresh({key})
-    task = asyncio.create_task(watch.run())
-    try:
-        assert await requests.next() == key  # the store changed: a run is asked for
+    async with store_started_run(tmp_path) as (t, watch, requests):
         watch.after_sync(t, ["ollama"], report("ollama"))  # one in flight, listing it still
         watch.after_sync(t, ["ollama"], report("ollama", pending=("gone:1b",)))  # its follow-up
-        assert await requests.next() == key  # asked again soon all the same
-    finally:
-        watch.stop()
-        await asyncio.wait_for(task, BOUND)
+        assert await requests.next() == (t, "ollama")  # asked again soon all the same
 
 
 def test_a_kind_learnt_from_a_fetch_looks_for_the_store_again(tmp_path: Path) -> None:
